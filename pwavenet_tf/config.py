@@ -1,0 +1,371 @@
+"""Typed, validated configuration.
+
+A config file is JSON with up to five sections: `audio`, `teacher`, `teacher_training`,
+`student` and `distill`. Each section is a frozen dataclass; an unknown key or a value of
+the wrong type or range is a `ConfigError` that names the section, the key and the value.
+Configs are immutable: derive a changed one with `dataclasses.replace` or
+`Config.override`, never by mutation.
+"""
+
+import dataclasses
+import json
+import os
+import types
+import typing
+from typing import Optional
+
+
+class ConfigError(ValueError):
+    """A config file or value is invalid."""
+
+
+def _check(cond, section, key, value, why):
+    if not cond:
+        raise ConfigError(f"Invalid `{section}.{key}`: {why}. Received: {key}={value!r}")
+
+
+def _coerce(section, name, tp, value):
+    """Checks `value` against the annotation `tp`, converting lists to tuples."""
+    origin = typing.get_origin(tp)
+    if origin in (typing.Union, types.UnionType):
+        args = [a for a in typing.get_args(tp) if a is not type(None)]
+        if value is None:
+            return None
+        return _coerce(section, name, args[0], value)
+    if origin is tuple:
+        _check(isinstance(value, (list, tuple)), section, name, value, "expected a list")
+        (inner, _) = typing.get_args(tp)
+        return tuple(_coerce(section, name, inner, v) for v in value)
+    if tp is float:
+        ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+        _check(ok, section, name, value, "expected a number")
+        return float(value)
+    if tp is int:
+        ok = isinstance(value, int) and not isinstance(value, bool)
+        _check(ok, section, name, value, "expected an integer")
+        return value
+    if tp is bool:
+        _check(isinstance(value, bool), section, name, value, "expected true or false")
+        return value
+    if tp is str:
+        _check(isinstance(value, str), section, name, value, "expected a string")
+        return value
+    raise TypeError(f"unsupported annotation {tp}")
+
+
+class _Section:
+    """Base for config sections: typed construction from dicts, and validation."""
+
+    SECTION = ""
+
+    @classmethod
+    def from_dict(cls, data):
+        if not isinstance(data, dict):
+            raise ConfigError(f"Section `{cls.SECTION}` must be an object. Received: {data!r}")
+        hints = typing.get_type_hints(cls)
+        names = [f.name for f in dataclasses.fields(cls)]
+        unknown = sorted(set(data) - set(names))
+        if unknown:
+            raise ConfigError(
+                f"Unknown key(s) in section `{cls.SECTION}`: {', '.join(unknown)}. "
+                f"Valid keys: {', '.join(names)}"
+            )
+        kwargs = {k: _coerce(cls.SECTION, k, hints[k], v) for k, v in data.items()}
+        return cls(**kwargs)
+
+    def to_dict(self):
+        out = {}
+        for f in dataclasses.fields(self):
+            v = getattr(self, f.name)
+            out[f.name] = list(v) if isinstance(v, tuple) else v
+        return out
+
+
+@dataclasses.dataclass(frozen=True)
+class AudioConfig(_Section):
+    """Audio and conditioning-feature front end, shared by teacher and student."""
+
+    SECTION = "audio"
+    sample_rate: int = 22050
+    n_fft: int = 1024
+    hop_length: int = 256
+    win_length: Optional[int] = None
+    window: str = "hann"
+    n_mels: int = 80
+    fmin: float = 0.0
+    fmax: Optional[float] = 8000.0
+    log_floor: float = 1e-5
+    # None: log-mel features computed from audio. An int: external frame-level features
+    # of that width, read from `.npy` files beside the audio (e.g. linguistic + log-F0).
+    feature_dim: Optional[int] = None
+    num_speakers: int = 0  # 0 or 1: single speaker.
+
+    def __post_init__(self):
+        s = self.SECTION
+        _check(self.sample_rate >= 1000, s, "sample_rate", self.sample_rate, "must be >= 1000")
+        _check(self.hop_length > 0, s, "hop_length", self.hop_length, "must be positive")
+        _check(self.n_fft >= self.hop_length, s, "n_fft", self.n_fft, "must be >= hop_length")
+        wl = self.win_length
+        _check(wl is None or 0 < wl <= self.n_fft, s, "win_length", wl, "must be in (0, n_fft]")
+        _check(self.window in ("hann", "hamming"), s, "window", self.window, "hann or hamming")
+        _check(self.n_mels > 0, s, "n_mels", self.n_mels, "must be positive")
+        fmax = self.fmax if self.fmax is not None else self.sample_rate / 2
+        _check(0 <= self.fmin < fmax, s, "fmin", self.fmin, "must be in [0, fmax)")
+        _check(fmax <= self.sample_rate / 2, s, "fmax", self.fmax, "must be <= sample_rate/2")
+        _check(self.log_floor > 0, s, "log_floor", self.log_floor, "must be positive")
+        fd = self.feature_dim
+        _check(fd is None or fd > 0, s, "feature_dim", fd, "must be positive or null")
+        _check(self.num_speakers >= 0, s, "num_speakers", self.num_speakers, "must be >= 0")
+
+    @property
+    def conditioning_dim(self):
+        return self.n_mels if self.feature_dim is None else self.feature_dim
+
+    @property
+    def uses_mel(self):
+        return self.feature_dim is None
+
+
+@dataclasses.dataclass(frozen=True)
+class TeacherConfig(_Section):
+    """The autoregressive WaveNet teacher (constructor arguments of `WaveNetTeacher`)."""
+
+    SECTION = "teacher"
+    num_layers: int = 30
+    num_cycles: int = 3
+    filter_size: int = 3
+    residual_channels: int = 64
+    gate_channels: int = 128
+    skip_channels: int = 64
+    output_distribution: str = "mixture_of_logistics"  # or "mu_law"
+    num_mixtures: int = 10
+    mu_law_channels: int = 256
+    log_scale_min: float = -14.0
+    conditioning_channels: int = 80
+    upsample_factors: tuple[int, ...] = (16, 16)
+    speaker_channels: int = 16
+
+    def __post_init__(self):
+        s = self.SECTION
+        _check(self.num_layers > 0, s, "num_layers", self.num_layers, "must be positive")
+        ok = self.num_cycles > 0 and self.num_layers % self.num_cycles == 0
+        _check(ok, s, "num_cycles", self.num_cycles, "must divide num_layers")
+        _check(self.filter_size >= 2, s, "filter_size", self.filter_size, "must be >= 2")
+        for k in ("residual_channels", "gate_channels", "skip_channels",
+                  "conditioning_channels", "speaker_channels", "num_mixtures"):
+            _check(getattr(self, k) > 0, s, k, getattr(self, k), "must be positive")
+        _check(self.gate_channels % 2 == 0, s, "gate_channels", self.gate_channels, "must be even")
+        od = self.output_distribution
+        _check(od in ("mixture_of_logistics", "mu_law"), s, "output_distribution", od,
+               "mixture_of_logistics or mu_law")
+        _check(self.log_scale_min < 0, s, "log_scale_min", self.log_scale_min, "must be < 0")
+        uf = self.upsample_factors
+        _check(len(uf) > 0 and all(f > 0 for f in uf), s, "upsample_factors", uf,
+               "must be positive integers")
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainingConfig(_Section):
+    """Optimisation settings for `train-teacher` (section `teacher_training`)."""
+
+    SECTION = "teacher_training"
+    batch_size: int = 8
+    window_samples: int = 7680
+    learning_rate: float = 2e-4
+    steps: int = 100000
+    checkpoint_every: int = 1000
+    keep_checkpoints: int = 3
+    clip_norm: float = 1.0
+    ema_decay: Optional[float] = None
+    num_validation: int = 0
+    log_audio_every: int = 0
+
+    def __post_init__(self):
+        s = self.SECTION
+        for k in ("batch_size", "window_samples", "steps", "checkpoint_every", "keep_checkpoints"):
+            _check(getattr(self, k) > 0, s, k, getattr(self, k), "must be positive")
+        _check(self.learning_rate > 0, s, "learning_rate", self.learning_rate, "must be > 0")
+        _check(self.clip_norm > 0, s, "clip_norm", self.clip_norm, "must be > 0")
+        e = self.ema_decay
+        _check(e is None or 0 < e < 1, s, "ema_decay", e, "must be in (0, 1) or null")
+        _check(self.num_validation >= 0, s, "num_validation", self.num_validation, "must be >= 0")
+
+
+@dataclasses.dataclass(frozen=True)
+class StudentConfig(_Section):
+    """The IAF student (constructor arguments of `IAFStudent`)."""
+
+    SECTION = "student"
+    flow_layers: tuple[int, ...] = (10, 10, 10, 30)
+    dilation_cycle: int = 10
+    channels: int = 64
+    filter_size: int = 3
+    conditioning_channels: int = 64
+    upsample_factors: tuple[int, ...] = (16, 16)
+    speaker_channels: int = 16
+    log_scale_min: float = -7.0
+    log_scale_max: float = 3.0
+
+    def __post_init__(self):
+        s = self.SECTION
+        fl = self.flow_layers
+        _check(len(fl) > 0 and all(n > 0 for n in fl), s, "flow_layers", fl,
+               "must be a non-empty list of positive layer counts")
+        for k in ("dilation_cycle", "channels", "conditioning_channels", "speaker_channels"):
+            _check(getattr(self, k) > 0, s, k, getattr(self, k), "must be positive")
+        _check(self.filter_size >= 2, s, "filter_size", self.filter_size, "must be >= 2")
+        _check(self.log_scale_min < self.log_scale_max, s, "log_scale_min", self.log_scale_min,
+               "must be < log_scale_max")
+        uf = self.upsample_factors
+        _check(len(uf) > 0 and all(f > 0 for f in uf), s, "upsample_factors", uf,
+               "must be positive integers")
+
+
+@dataclasses.dataclass(frozen=True)
+class DistillConfig(_Section):
+    """Probability density distillation settings."""
+
+    SECTION = "distill"
+    batch_size: int = 4
+    window_samples: int = 7680
+    learning_rate: float = 2e-4
+    steps: int = 100000
+    checkpoint_every: int = 1000
+    keep_checkpoints: int = 3
+    clip_norm: float = 1.0
+    num_kl_samples: int = 32
+    kl_weight: float = 1.0
+    power_weight: float = 1.0
+    power_fft_sizes: tuple[int, ...] = (2048, 512, 128)
+    perceptual_weight: float = 0.0
+    perceptual_style_weight: float = 1.0
+    perceptual_feature_weight: float = 0.0
+    contrastive_weight: float = 0.0
+    contrastive_gamma: float = 0.3
+    num_validation: int = 0
+
+    def __post_init__(self):
+        s = self.SECTION
+        for k in ("batch_size", "window_samples", "steps", "checkpoint_every",
+                  "keep_checkpoints", "num_kl_samples"):
+            _check(getattr(self, k) > 0, s, k, getattr(self, k), "must be positive")
+        _check(self.learning_rate > 0, s, "learning_rate", self.learning_rate, "must be > 0")
+        _check(self.clip_norm > 0, s, "clip_norm", self.clip_norm, "must be > 0")
+        for k in ("kl_weight", "power_weight", "perceptual_weight", "perceptual_style_weight",
+                  "perceptual_feature_weight", "contrastive_weight", "contrastive_gamma"):
+            _check(getattr(self, k) >= 0, s, k, getattr(self, k), "must be >= 0")
+        _check(len(self.power_fft_sizes) > 0 and all(n >= 16 for n in self.power_fft_sizes), s,
+               "power_fft_sizes", self.power_fft_sizes, "must be a list of sizes >= 16")
+
+
+_SECTIONS = {
+    "audio": AudioConfig,
+    "teacher": TeacherConfig,
+    "teacher_training": TrainingConfig,
+    "student": StudentConfig,
+    "distill": DistillConfig,
+}
+
+
+@dataclasses.dataclass(frozen=True)
+class Config:
+    """A whole config: every section, defaults filled in."""
+
+    audio: AudioConfig = AudioConfig()
+    teacher: TeacherConfig = TeacherConfig()
+    teacher_training: TrainingConfig = TrainingConfig()
+    student: StudentConfig = StudentConfig()
+    distill: DistillConfig = DistillConfig()
+    name: str = "custom"
+
+    def __post_init__(self):
+        hop = self.audio.hop_length
+        for section in (self.teacher, self.student):
+            prod = 1
+            for f in section.upsample_factors:
+                prod *= f
+            if prod != hop:
+                raise ConfigError(
+                    f"Invalid `{section.SECTION}.upsample_factors`: their product must equal "
+                    f"audio.hop_length={hop}. Received: upsample_factors="
+                    f"{list(section.upsample_factors)} (product {prod})"
+                )
+        for section in (self.teacher_training, self.distill):
+            if section.window_samples % hop:
+                raise ConfigError(
+                    f"Invalid `{section.SECTION}.window_samples`: must be a multiple of "
+                    f"audio.hop_length={hop}. Received: window_samples={section.window_samples}"
+                )
+
+    @classmethod
+    def from_dict(cls, data, name="custom"):
+        if not isinstance(data, dict):
+            raise ConfigError(f"A config must be a JSON object. Received: {type(data).__name__}")
+        data = dict(data)
+        name = data.pop("name", name)
+        unknown = sorted(set(data) - set(_SECTIONS))
+        if unknown:
+            raise ConfigError(
+                f"Unknown config section(s): {', '.join(unknown)}. "
+                f"Valid sections: {', '.join(_SECTIONS)}"
+            )
+        sections = {k: _SECTIONS[k].from_dict(data.get(k, {})) for k in _SECTIONS}
+        return cls(name=name, **sections)
+
+    def to_dict(self):
+        out = {"name": self.name}
+        out.update({k: getattr(self, k).to_dict() for k in _SECTIONS})
+        return out
+
+    def override(self, **sections):
+        """Returns a new Config with keys of sections replaced: `override(distill={...})`."""
+        data = self.to_dict()
+        for k, v in sections.items():
+            if k not in _SECTIONS:
+                raise ConfigError(f"Unknown config section: {k}")
+            data[k] = {**data[k], **v}
+        return Config.from_dict(data)
+
+
+def config_dir():
+    """The folder of bundled configs (`configs/` in a checkout, or the packaged copy)."""
+    here = os.path.dirname(os.path.abspath(__file__))
+    packaged = os.path.join(here, "resources", "configs")
+    if os.path.isdir(packaged):
+        return packaged
+    return os.path.join(os.path.dirname(here), "configs")
+
+
+def load_config(path_or_name):
+    """Loads a JSON config by path, or by bundled name (`tiny`, `ljspeech`, `paper`)."""
+    path = path_or_name
+    if not os.path.exists(path) and not path.endswith(".json"):
+        candidate = os.path.join(config_dir(), f"{path}.json")
+        if os.path.exists(candidate):
+            path = candidate
+    if not os.path.exists(path):
+        raise ConfigError(
+            f"Config file not found: {path_or_name}. Give a path to a JSON config or a bundled "
+            f"name ({', '.join(bundled_config_names())})."
+        )
+    with open(path) as f:
+        try:
+            data = json.load(f)
+        except json.JSONDecodeError as e:
+            raise ConfigError(f"Config file {path} is not valid JSON: {e}") from e
+    name = os.path.splitext(os.path.basename(path))[0]
+    return Config.from_dict(data, name=name)
+
+
+def bundled_config_names():
+    d = config_dir()
+    if not os.path.isdir(d):
+        return []
+    return sorted(os.path.splitext(f)[0] for f in os.listdir(d) if f.endswith(".json"))
+
+
+def save_config(config, path):
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    with open(path, "w") as f:
+        json.dump(config.to_dict(), f, indent=2)
+        f.write("\n")

@@ -1,0 +1,125 @@
+"""Gated residual block with local and optional global conditioning."""
+
+import math
+
+import keras
+from keras import ops
+
+from pwavenet_tf.layers.causal_conv1d import CausalConv1D
+
+
+@keras.saving.register_keras_serializable(package="pwavenet_tf")
+class ResidualBlock(keras.layers.Layer):
+    """WaveNet residual block.
+
+        h = CausalConv(x) + W_c c + W_g g          (c: local, g: global conditioning)
+        z = tanh(h[:gate/2]) * sigmoid(h[gate/2:])
+        residual = (x + W_r z) * sqrt(1/2),  skip = W_s z
+
+    Call with `block(x, conditioning, global_conditioning=None)`; returns
+    `(residual, skip)`, or only `residual` when `skip_channels == 0` (the IAF student's
+    flows have no skip connections). `step` is the cached one-timestep version.
+
+    Args:
+        residual_channels: channels of x and of the residual output.
+        gate_channels: channels before the gate (even; half tanh, half sigmoid).
+        skip_channels: channels of the skip output, 0 for none.
+        kernel_size: taps of the dilated causal convolution.
+        dilation_rate: dilation of that convolution.
+    """
+
+    def __init__(
+        self,
+        residual_channels,
+        gate_channels,
+        skip_channels,
+        kernel_size=3,
+        dilation_rate=1,
+        **kwargs,
+    ):
+        super().__init__(**kwargs)
+        if gate_channels % 2:
+            raise ValueError(f"`gate_channels` must be even. Received: gate_channels={gate_channels}")
+        if skip_channels < 0:
+            raise ValueError(f"`skip_channels` must be >= 0. Received: skip_channels={skip_channels}")
+        self.residual_channels = residual_channels
+        self.gate_channels = gate_channels
+        self.skip_channels = skip_channels
+        self.kernel_size = kernel_size
+        self.dilation_rate = dilation_rate
+        self.conv = CausalConv1D(gate_channels, kernel_size, dilation_rate, name="dilated_conv",
+                                 dtype=self.dtype_policy)
+        self.conditioning_proj = keras.layers.Dense(gate_channels, use_bias=False,
+                                                    name="conditioning_proj",
+                                                    dtype=self.dtype_policy)
+        self.global_proj = None
+        self.residual_proj = keras.layers.Dense(residual_channels, name="residual_proj",
+                                                dtype=self.dtype_policy)
+        self.skip_proj = None
+        if skip_channels:
+            self.skip_proj = keras.layers.Dense(skip_channels, name="skip_proj",
+                                                dtype=self.dtype_policy)
+
+    def build(self, x_shape, conditioning_shape, global_conditioning_shape=None):
+        if x_shape[-1] != self.residual_channels:
+            raise ValueError(
+                f"Input channels must equal residual_channels={self.residual_channels}. "
+                f"Received: x.shape={x_shape}"
+            )
+        self.conv.build(x_shape)
+        self.conditioning_proj.build(conditioning_shape)
+        if global_conditioning_shape is not None:
+            self.global_proj = keras.layers.Dense(self.gate_channels, use_bias=False,
+                                                  name="global_proj", dtype=self.dtype_policy)
+            self.global_proj.build(global_conditioning_shape)
+        gated_shape = tuple(x_shape[:-1]) + (self.gate_channels // 2,)
+        self.residual_proj.build(gated_shape)
+        if self.skip_proj is not None:
+            self.skip_proj.build(gated_shape)
+
+    def _gate(self, h, conditioning, global_conditioning):
+        h = h + self.conditioning_proj(conditioning)
+        if self.global_proj is not None:
+            if global_conditioning is None:
+                raise ValueError("This block was built with global conditioning; pass it.")
+            g = self.global_proj(global_conditioning)
+            h = h + (ops.expand_dims(g, 1) if len(h.shape) == 3 else g)
+        a, b = ops.split(h, 2, axis=-1)
+        return ops.tanh(a) * ops.sigmoid(b)
+
+    def _outputs(self, x, z):
+        residual = (x + self.residual_proj(z)) * math.sqrt(0.5)
+        if self.skip_proj is None:
+            return residual
+        return residual, self.skip_proj(z)
+
+    def call(self, x, conditioning, global_conditioning=None):
+        z = self._gate(self.conv(x), conditioning, global_conditioning)
+        return self._outputs(x, z)
+
+    def initial_state(self, batch_size, dtype="float32"):
+        return self.conv.initial_state(batch_size, dtype)
+
+    def step(self, x_t, conditioning_t, global_conditioning, state):
+        """One timestep: returns `(outputs, new_state)`, outputs as in `call`."""
+        h, new_state = self.conv.step(x_t, state)
+        z = self._gate(h, conditioning_t, global_conditioning)
+        return self._outputs(x_t, z), new_state
+
+    def compute_output_shape(self, x_shape, conditioning_shape, global_conditioning_shape=None):
+        if self.skip_proj is None:
+            return tuple(x_shape)
+        return tuple(x_shape), tuple(x_shape[:-1]) + (self.skip_channels,)
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(
+            {
+                "residual_channels": self.residual_channels,
+                "gate_channels": self.gate_channels,
+                "skip_channels": self.skip_channels,
+                "kernel_size": self.kernel_size,
+                "dilation_rate": self.dilation_rate,
+            }
+        )
+        return config
