@@ -1,0 +1,279 @@
+"""The autoregressive WaveNet teacher."""
+
+import math
+
+import keras
+from keras import ops
+
+from pwavenet_tf.distributions.categorical_mu_law import CategoricalMuLaw, CategoricalMuLawLoss
+from pwavenet_tf.distributions.discretized_mix_logistic import (
+    DiscretizedMixLogistic,
+    DiscretizedMixLogisticLoss,
+)
+from pwavenet_tf.layers.causal_conv1d import CausalConv1D, receptive_field
+from pwavenet_tf.layers.conditioning_upsampler import ConditioningUpsampler
+from pwavenet_tf.layers.feature_normalizer import FeatureNormalizer
+from pwavenet_tf.layers.residual_block import ResidualBlock
+
+MOL = "mixture_of_logistics"
+MU_LAW = "mu_law"
+
+
+@keras.saving.register_keras_serializable(package="pwavenet_tf")
+class WaveNetTeacher(keras.Model):
+    """Conditional WaveNet over raw audio, trained by teacher forcing.
+
+    Inputs (a dict): `audio` float32 `[batch, samples]` in [-1, 1], `features` float32
+    `[batch, frames, conditioning_dim]` (raw log-mel or other frame features; the model
+    normalises them with the dataset statistics it stores), and, when `num_speakers > 1`,
+    `speaker_id` int32 `[batch]`. `samples == frames * prod(upsample_factors)`.
+
+    Output: the parameters `[batch, samples, num_params]` of p(x_t | x_<t, c) for every t
+    (the input audio is shifted right by one sample inside the model, so position t never
+    sees x_t). With `output_distribution="mixture_of_logistics"` the parameters are those of
+    a 16-bit discretized mixture of `num_mixtures` logistics; with `"mu_law"` the logits of
+    a `mu_law_channels`-way mu-law categorical.
+
+    The same layers serve training (`call`), cached and naive generation
+    (`pwavenet_tf.models.teacher_generator`) and export: `step` runs one timestep of the
+    stack with explicit convolution queues.
+
+    Args:
+        conditioning_dim: width of the frame features (n_mels for log-mel).
+        num_layers, num_cycles: residual blocks, dilations 1, 2, ..., 2^(L/cycles - 1)
+            repeated `num_cycles` times.
+        filter_size: taps of the dilated convolutions (the paper: 3).
+        residual_channels, gate_channels, skip_channels: widths.
+        output_distribution: "mixture_of_logistics" or "mu_law".
+        num_mixtures: logistic components (the paper: 10).
+        mu_law_channels: classes of the mu-law output.
+        log_scale_min: lower bound of the logistic log-scales.
+        conditioning_channels: width of the upsampled conditioning.
+        upsample_factors: strides of the upsampler; their product is the hop length.
+        num_speakers: > 1 adds a speaker embedding (global conditioning).
+        speaker_channels: width of that embedding.
+        feature_mean, feature_std: dataset statistics of the features (or set later with
+            `set_feature_stats`).
+    """
+
+    def __init__(
+        self,
+        conditioning_dim,
+        num_layers=30,
+        num_cycles=3,
+        filter_size=3,
+        residual_channels=64,
+        gate_channels=128,
+        skip_channels=64,
+        output_distribution=MOL,
+        num_mixtures=10,
+        mu_law_channels=256,
+        log_scale_min=-14.0,
+        conditioning_channels=80,
+        upsample_factors=(16, 16),
+        num_speakers=0,
+        speaker_channels=16,
+        feature_mean=None,
+        feature_std=None,
+        **kwargs,
+    ):
+        if output_distribution not in (MOL, MU_LAW):
+            raise ValueError(
+                f"`output_distribution` must be '{MOL}' or '{MU_LAW}'. "
+                f"Received: output_distribution={output_distribution!r}"
+            )
+        if num_layers % num_cycles:
+            raise ValueError(
+                f"`num_cycles` must divide `num_layers`. Received: num_layers={num_layers}, "
+                f"num_cycles={num_cycles}"
+            )
+        per_cycle = num_layers // num_cycles
+        dilations = [2 ** (i % per_cycle) for i in range(num_layers)]
+        num_params = 3 * num_mixtures if output_distribution == MOL else mu_law_channels
+        dtype = kwargs.pop("dtype", None)
+
+        # === Layers ===
+        self.feature_normalizer = FeatureNormalizer(
+            conditioning_dim, feature_mean, feature_std, name="feature_normalizer", dtype=dtype
+        )
+        self.upsampler = ConditioningUpsampler(
+            conditioning_channels, upsample_factors, name="upsampler", dtype=dtype
+        )
+        self.speaker_embedding = None
+        if num_speakers > 1:
+            self.speaker_embedding = keras.layers.Embedding(
+                num_speakers, speaker_channels, name="speaker_embedding", dtype=dtype
+            )
+        self.input_proj = CausalConv1D(residual_channels, 1, name="input_proj", dtype=dtype)
+        self.blocks = [
+            ResidualBlock(residual_channels, gate_channels, skip_channels, filter_size, d,
+                          name=f"block_{i}", dtype=dtype)
+            for i, d in enumerate(dilations)
+        ]
+        self.head_hidden = keras.layers.Dense(skip_channels, name="head_hidden", dtype=dtype)
+        # The distribution parameters stay float32 under mixed precision.
+        self.head_params = keras.layers.Dense(
+            num_params, name="head_params", dtype="float32",
+            kernel_initializer=keras.initializers.VarianceScaling(0.1),
+        )
+
+        # === Functional model ===
+        audio = keras.Input((None,), name="audio")
+        features = keras.Input((None, conditioning_dim), name="features")
+        inputs = {"audio": audio, "features": features}
+        speaker_id = None
+        if num_speakers > 1:
+            speaker_id = keras.Input((), dtype="int32", name="speaker_id")
+            inputs["speaker_id"] = speaker_id
+        conditioning = self.upsample_conditioning(features)
+        global_conditioning = self.global_conditioning(speaker_id)
+        params = self.params_from_conditioning(audio, conditioning, global_conditioning)
+        super().__init__(inputs=inputs, outputs=params, dtype=dtype, **kwargs)
+
+        # === Config ===
+        self.conditioning_dim = conditioning_dim
+        self.num_layers = num_layers
+        self.num_cycles = num_cycles
+        self.filter_size = filter_size
+        self.residual_channels = residual_channels
+        self.gate_channels = gate_channels
+        self.skip_channels = skip_channels
+        self.output_distribution = output_distribution
+        self.num_mixtures = num_mixtures
+        self.mu_law_channels = mu_law_channels
+        self.log_scale_min = log_scale_min
+        self.conditioning_channels = conditioning_channels
+        self.upsample_factors = list(upsample_factors)
+        self.num_speakers = num_speakers
+        self.speaker_channels = speaker_channels
+        self.dilations = dilations
+        self.num_params = num_params
+
+    # --- Pieces of the forward pass (shared by call, generation and export) ---
+
+    @property
+    def hop_length(self):
+        return math.prod(self.upsample_factors)
+
+    @property
+    def receptive_field(self):
+        """Samples of past audio that one output depends on: (k - 1) * sum(d) + 1."""
+        return receptive_field(self.filter_size, self.dilations)
+
+    @property
+    def multi_speaker(self):
+        return self.speaker_embedding is not None
+
+    def upsample_conditioning(self, features):
+        """Raw frame features `[B, F, D]` -> conditioning `[B, F * hop, C]`."""
+        return self.upsampler(self.feature_normalizer(features))
+
+    def global_conditioning(self, speaker_id):
+        if self.speaker_embedding is None:
+            return None
+        return self.speaker_embedding(speaker_id)
+
+    def params_from_conditioning(self, audio, conditioning, global_conditioning=None):
+        """Teacher-forced pass given upsampled conditioning: audio `[B, T]` -> `[B, T, P]`."""
+        shifted = ops.pad(audio[:, :-1], [[0, 0], [1, 0]])
+        h = self.input_proj(ops.expand_dims(shifted, -1))
+        skips = None
+        for block in self.blocks:
+            h, skip = block(h, conditioning, global_conditioning)
+            skips = skip if skips is None else skips + skip
+        return self._head(skips)
+
+    def _head(self, skips):
+        skips = skips * (1.0 / math.sqrt(len(self.blocks)))
+        h = self.head_hidden(ops.relu(skips))
+        return self.head_params(ops.relu(h))
+
+    def initial_state(self, batch_size, dtype="float32"):
+        """Convolution queues of every block for `step`."""
+        return [block.initial_state(batch_size, dtype) for block in self.blocks]
+
+    def step(self, x_prev, conditioning_t, global_conditioning, state):
+        """One generation step from the previous sample `x_prev` `[B]`.
+
+        `conditioning_t` is the upsampled conditioning at this timestep `[B, C]`.
+        Returns the distribution parameters `[B, P]` of the current sample and the new
+        queues. O(num_layers) work per sample.
+        """
+        h, _ = self.input_proj.step(ops.expand_dims(x_prev, -1), None)
+        skips = None
+        new_state = []
+        for block, queue in zip(self.blocks, state):
+            (h, skip), queue = block.step(h, conditioning_t, global_conditioning, queue)
+            new_state.append(queue)
+            skips = skip if skips is None else skips + skip
+        return self._head(skips), new_state
+
+    # --- The output distribution ---
+
+    def distribution(self, params):
+        """The output distribution object for parameters `[..., P]`."""
+        params = ops.cast(params, "float32")
+        if self.output_distribution == MOL:
+            return DiscretizedMixLogistic(params, num_classes=65536,
+                                          log_scale_min=self.log_scale_min)
+        return CategoricalMuLaw(params, channels=self.mu_law_channels)
+
+    def make_loss(self):
+        """The teacher-forcing loss (mean NLL in nats per sample)."""
+        if self.output_distribution == MOL:
+            return DiscretizedMixLogisticLoss(num_classes=65536, log_scale_min=self.log_scale_min)
+        return CategoricalMuLawLoss(channels=self.mu_law_channels)
+
+    def set_feature_stats(self, mean, std):
+        self.feature_normalizer.set_stats(mean, std)
+
+    def get_config(self):
+        return {
+            "name": self.name,
+            "trainable": self.trainable,
+            "conditioning_dim": self.conditioning_dim,
+            "num_layers": self.num_layers,
+            "num_cycles": self.num_cycles,
+            "filter_size": self.filter_size,
+            "residual_channels": self.residual_channels,
+            "gate_channels": self.gate_channels,
+            "skip_channels": self.skip_channels,
+            "output_distribution": self.output_distribution,
+            "num_mixtures": self.num_mixtures,
+            "mu_law_channels": self.mu_law_channels,
+            "log_scale_min": self.log_scale_min,
+            "conditioning_channels": self.conditioning_channels,
+            "upsample_factors": list(self.upsample_factors),
+            "num_speakers": self.num_speakers,
+            "speaker_channels": self.speaker_channels,
+            "feature_mean": self.feature_normalizer.get_config()["mean"],
+            "feature_std": self.feature_normalizer.get_config()["std"],
+        }
+
+    @classmethod
+    def from_config(cls, config):
+        return cls(**config)
+
+    @classmethod
+    def from_pwavenet_config(cls, config, feature_mean=None, feature_std=None):
+        """Builds the teacher of a `pwavenet_tf.config.Config`."""
+        t = config.teacher
+        return cls(
+            conditioning_dim=config.audio.conditioning_dim,
+            num_layers=t.num_layers,
+            num_cycles=t.num_cycles,
+            filter_size=t.filter_size,
+            residual_channels=t.residual_channels,
+            gate_channels=t.gate_channels,
+            skip_channels=t.skip_channels,
+            output_distribution=t.output_distribution,
+            num_mixtures=t.num_mixtures,
+            mu_law_channels=t.mu_law_channels,
+            log_scale_min=t.log_scale_min,
+            conditioning_channels=t.conditioning_channels,
+            upsample_factors=t.upsample_factors,
+            num_speakers=config.audio.num_speakers,
+            speaker_channels=t.speaker_channels,
+            feature_mean=feature_mean,
+            feature_std=feature_std,
+        )

@@ -1,0 +1,102 @@
+"""Keras callbacks shared by teacher training and distillation."""
+
+import math
+import time
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from pwavenet_tf.training.checkpointing import TrainingDivergedError, write_json
+
+
+class NaNGuard(keras.callbacks.Callback):
+    """Stops training with a clear error as soon as a logged loss is NaN or Inf.
+
+    Runs before the checkpoint callback, so a diverged model is never saved.
+    """
+
+    def on_train_batch_end(self, batch, logs=None):
+        for key, value in (logs or {}).items():
+            if "loss" in key and value is not None and not math.isfinite(float(value)):
+                step = int(self.model.optimizer.iterations.numpy())
+                raise TrainingDivergedError(
+                    f"`{key}` became {value} at step {step}. Training stopped before writing a "
+                    "checkpoint; lower the learning rate or check the data, then resume from the "
+                    "last checkpoint."
+                )
+
+
+class CheckpointCallback(keras.callbacks.Callback):
+    """Saves a `TrainingCheckpoint` at the end of every epoch (= every N steps)."""
+
+    def __init__(self, checkpoint):
+        super().__init__()
+        self.checkpoint = checkpoint
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.checkpoint.save(int(self.model.optimizer.iterations.numpy()))
+
+
+class MetricsWriter(keras.callbacks.Callback):
+    """Writes `metrics.json` after every epoch: the step, every logged figure, and timing.
+
+    `transform(logs) -> dict` maps Keras logs to the published names.
+    """
+
+    def __init__(self, path, transform, extra=None):
+        super().__init__()
+        self.path = path
+        self.transform = transform
+        self.extra = dict(extra or {})
+        self.start = time.time()
+        self.start_step = None
+        self.latest = {}
+
+    def on_train_begin(self, logs=None):
+        self.start_step = int(self.model.optimizer.iterations.numpy())
+
+    def on_epoch_end(self, epoch, logs=None):
+        step = int(self.model.optimizer.iterations.numpy())
+        elapsed = time.time() - self.start
+        metrics = {"step": step}
+        metrics.update(self.transform({k: float(v) for k, v in (logs or {}).items()}))
+        metrics.update(self.extra)
+        metrics["session_steps"] = step - self.start_step
+        metrics["session_seconds"] = round(elapsed, 2)
+        metrics["steps_per_second"] = round((step - self.start_step) / max(elapsed, 1e-9), 4)
+        self.latest = metrics
+        write_json(self.path, metrics)
+
+
+class TensorBoardMedia(keras.callbacks.Callback):
+    """Logs audio clips and mel-spectrogram images to TensorBoard every `every` epochs.
+
+    `make_media() -> dict(name -> (kind, tensor))` where kind is "audio" ([B, T] in
+    [-1, 1]) or "image" ([B, frames, bins], any range; normalised per image).
+    """
+
+    def __init__(self, log_dir, make_media, sample_rate, every=1):
+        super().__init__()
+        self.writer = tf.summary.create_file_writer(log_dir)
+        self.make_media = make_media
+        self.sample_rate = sample_rate
+        self.every = max(1, every)
+
+    def on_epoch_end(self, epoch, logs=None):
+        if (epoch + 1) % self.every:
+            return
+        step = int(self.model.optimizer.iterations.numpy())
+        with self.writer.as_default():
+            for name, (kind, value) in self.make_media().items():
+                value = np.asarray(value, dtype="float32")
+                if kind == "audio":
+                    tf.summary.audio(name, value[..., None], self.sample_rate, step=step,
+                                     max_outputs=2)
+                else:
+                    img = np.flip(np.transpose(value, (0, 2, 1)), axis=1)
+                    lo = img.min(axis=(1, 2), keepdims=True)
+                    hi = img.max(axis=(1, 2), keepdims=True)
+                    img = (img - lo) / np.maximum(hi - lo, 1e-6)
+                    tf.summary.image(name, img[..., None], step=step, max_outputs=2)
+        self.writer.flush()

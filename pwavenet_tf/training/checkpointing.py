@@ -1,0 +1,117 @@
+"""Checkpoints that survive crashes, refuse foreign configs and never store NaNs."""
+
+import json
+import os
+
+import numpy as np
+import tensorflow as tf
+
+from pwavenet_tf.config import Config, save_config
+
+CONFIG_FILE = "config.json"
+STATS_FILE = "feature_stats.json"
+CHECKPOINT_DIR = "checkpoints"
+
+
+class CheckpointError(ValueError):
+    """A checkpoint is missing or does not belong to this model/config."""
+
+
+class TrainingDivergedError(RuntimeError):
+    """The loss or the weights became NaN/Inf; training stopped without saving them."""
+
+
+def read_model_dir_config(model_dir, role=None):
+    """Reads `model_dir/config.json` as a `Config` (clear error when absent)."""
+    path = os.path.join(model_dir, CONFIG_FILE)
+    if not os.path.isdir(model_dir):
+        raise CheckpointError(f"Model directory not found: {model_dir}")
+    if not os.path.exists(path):
+        what = f"a trained {role} directory" if role else "a model directory"
+        raise CheckpointError(f"{model_dir} is not {what}: {CONFIG_FILE} is missing.")
+    with open(path) as f:
+        data = json.load(f)
+    return Config.from_dict(data)
+
+
+def check_same_config(model_dir, config, sections):
+    """Raises if `model_dir` was trained with different settings in `sections`."""
+    path = os.path.join(model_dir, CONFIG_FILE)
+    if not os.path.exists(path):
+        return
+    saved = read_model_dir_config(model_dir)
+    diffs = []
+    for section in sections:
+        a, b = getattr(saved, section).to_dict(), getattr(config, section).to_dict()
+        diffs += [f"{section}.{k}: checkpoint {a[k]!r} vs config {b[k]!r}"
+                  for k in sorted(a) if a[k] != b[k]]
+    if diffs:
+        raise CheckpointError(
+            f"The checkpoint in {model_dir} was trained with a different config; resume with "
+            f"the same config or use a new --out directory. Differences: {'; '.join(diffs)}"
+        )
+
+
+class TrainingCheckpoint:
+    """`tf.train.CheckpointManager` over a model and its optimizer in `model_dir/checkpoints`.
+
+    `restore()` loads the newest checkpoint (the optimizer's `iterations` is the step
+    counter, so training continues where it stopped). `save(step)` refuses to write
+    weights that are not finite.
+    """
+
+    def __init__(self, model_dir, max_to_keep=3, **trackables):
+        self.directory = os.path.join(model_dir, CHECKPOINT_DIR)
+        self.checkpoint = tf.train.Checkpoint(**trackables)
+        self.manager = tf.train.CheckpointManager(self.checkpoint, self.directory,
+                                                  max_to_keep=max_to_keep)
+        self.model = trackables.get("model")
+
+    @property
+    def latest(self):
+        return self.manager.latest_checkpoint
+
+    def restore(self, require=False, expect_partial=False):
+        path = self.latest
+        if path is None:
+            if require:
+                raise CheckpointError(f"No checkpoint found in {self.directory}")
+            return None
+        try:
+            status = self.checkpoint.restore(path)
+            if expect_partial:
+                status.expect_partial()
+            else:
+                status.assert_existing_objects_matched()
+        except (AssertionError, ValueError, tf.errors.OpError) as e:
+            raise CheckpointError(
+                f"Checkpoint {path} does not match this model (was it written with a "
+                f"different config?): {str(e).splitlines()[0][:300]}"
+            ) from e
+        return path
+
+    def save(self, step):
+        if self.model is not None:
+            for w in self.model.weights:
+                if not np.all(np.isfinite(np.asarray(w))):
+                    raise TrainingDivergedError(
+                        f"Weight {w.path} is not finite at step {step}; refusing to write a "
+                        f"corrupt checkpoint. The last good one is {self.latest}."
+                    )
+        return self.manager.save(checkpoint_number=step)
+
+
+def write_json(path, data):
+    """Writes JSON atomically (temp file + rename) so a crash never leaves half a file."""
+    tmp = f"{path}.tmp"
+    with open(tmp, "w") as f:
+        json.dump(data, f, indent=2, default=float)
+        f.write("\n")
+    os.replace(tmp, path)
+
+
+def prepare_model_dir(model_dir, config, compare_sections):
+    """Creates `model_dir`, checks an existing one is compatible, writes the config."""
+    os.makedirs(model_dir, exist_ok=True)
+    check_same_config(model_dir, config, compare_sections)
+    save_config(config, os.path.join(model_dir, CONFIG_FILE))
