@@ -144,6 +144,7 @@ class TeacherConfig(_Section):
     conditioning_channels: int = 80
     upsample_factors: tuple[int, ...] = (16, 16)
     speaker_channels: int = 16
+    input_mu_law: bool = True
 
     def __post_init__(self):
         s = self.SECTION

@@ -3,6 +3,7 @@
 import math
 
 import keras
+import numpy as np
 from keras import ops
 
 from pwavenet_tf.distributions.categorical_mu_law import CategoricalMuLaw, CategoricalMuLawLoss
@@ -17,6 +18,7 @@ from pwavenet_tf.layers.residual_block import ResidualBlock
 
 MOL = "mixture_of_logistics"
 MU_LAW = "mu_law"
+INITIAL_LOG_SCALE = -3.0
 
 
 @keras.saving.register_keras_serializable(package="pwavenet_tf")
@@ -52,6 +54,8 @@ class WaveNetTeacher(keras.Model):
         upsample_factors: strides of the upsampler; their product is the hop length.
         num_speakers: > 1 adds a speaker embedding (global conditioning).
         speaker_channels: width of that embedding.
+        input_mu_law: compand the network input with continuous mu-law (see
+            `_input_transform`).
         feature_mean, feature_std: dataset statistics of the features (or set later with
             `set_feature_stats`).
     """
@@ -73,6 +77,7 @@ class WaveNetTeacher(keras.Model):
         upsample_factors=(16, 16),
         num_speakers=0,
         speaker_channels=16,
+        input_mu_law=True,
         feature_mean=None,
         feature_std=None,
         **kwargs,
@@ -111,13 +116,20 @@ class WaveNetTeacher(keras.Model):
             for i, d in enumerate(dilations)
         ]
         self.head_hidden = keras.layers.Dense(skip_channels, name="head_hidden", dtype=dtype)
-        # The distribution parameters stay float32 under mixed precision.
+        # The distribution parameters stay float32 under mixed precision. The logistic
+        # log-scales start at INITIAL_LOG_SCALE (s ~ 0.05, the spread of speech) rather than
+        # 0 (s = 1, wider than the whole [-1, 1] range), which speeds early training.
+        bias = np.zeros(num_params, "float32")
+        if output_distribution == MOL:
+            bias[2 * num_mixtures:] = INITIAL_LOG_SCALE
         self.head_params = keras.layers.Dense(
             num_params, name="head_params", dtype="float32",
             kernel_initializer=keras.initializers.VarianceScaling(0.1),
+            bias_initializer=keras.initializers.Constant(bias),
         )
 
         # === Functional model ===
+        self.input_mu_law = input_mu_law
         audio = keras.Input((None,), name="audio")
         features = keras.Input((None, conditioning_dim), name="features")
         inputs = {"audio": audio, "features": features}
@@ -176,12 +188,23 @@ class WaveNetTeacher(keras.Model):
     def params_from_conditioning(self, audio, conditioning, global_conditioning=None):
         """Teacher-forced pass given upsampled conditioning: audio `[B, T]` -> `[B, T, P]`."""
         shifted = ops.pad(audio[:, :-1], [[0, 0], [1, 0]])
-        h = self.input_proj(ops.expand_dims(shifted, -1))
+        h = self.input_proj(ops.expand_dims(self._input_transform(shifted), -1))
         skips = None
         for block in self.blocks:
             h, skip = block(h, conditioning, global_conditioning)
             skips = skip if skips is None else skips + skip
         return self._head(skips)
+
+    def _input_transform(self, x):
+        """Continuous mu-law companding of the network input (no quantisation).
+
+        Speech sits mostly within +-0.1; companding spreads it over [-1, 1] so the first
+        layer sees well-scaled inputs. It is smooth in x, so distillation gradients flow
+        through the teacher's input unchanged in kind.
+        """
+        if not self.input_mu_law:
+            return x
+        return ops.sign(x) * ops.log1p(255.0 * ops.abs(x)) / math.log(256.0)
 
     def _head(self, skips):
         skips = skips * (1.0 / math.sqrt(len(self.blocks)))
@@ -199,7 +222,7 @@ class WaveNetTeacher(keras.Model):
         Returns the distribution parameters `[B, P]` of the current sample and the new
         queues. O(num_layers) work per sample.
         """
-        h, _ = self.input_proj.step(ops.expand_dims(x_prev, -1), None)
+        h, _ = self.input_proj.step(ops.expand_dims(self._input_transform(x_prev), -1), None)
         skips = None
         new_state = []
         for block, queue in zip(self.blocks, state):
@@ -246,6 +269,7 @@ class WaveNetTeacher(keras.Model):
             "upsample_factors": list(self.upsample_factors),
             "num_speakers": self.num_speakers,
             "speaker_channels": self.speaker_channels,
+            "input_mu_law": self.input_mu_law,
             "feature_mean": self.feature_normalizer.get_config()["mean"],
             "feature_std": self.feature_normalizer.get_config()["std"],
         }
@@ -274,6 +298,7 @@ class WaveNetTeacher(keras.Model):
             upsample_factors=t.upsample_factors,
             num_speakers=config.audio.num_speakers,
             speaker_channels=t.speaker_channels,
+            input_mu_law=t.input_mu_law,
             feature_mean=feature_mean,
             feature_std=feature_std,
         )

@@ -11,6 +11,7 @@ from pwavenet_tf.config import Config, save_config
 CONFIG_FILE = "config.json"
 STATS_FILE = "feature_stats.json"
 CHECKPOINT_DIR = "checkpoints"
+ROLE_FILE = "pwavenet_model.json"
 
 
 class CheckpointError(ValueError):
@@ -110,8 +111,29 @@ def write_json(path, data):
     os.replace(tmp, path)
 
 
-def prepare_model_dir(model_dir, config, compare_sections):
-    """Creates `model_dir`, checks an existing one is compatible, writes the config."""
+def prepare_model_dir(model_dir, config, compare_sections, role, extra=None):
+    """Creates `model_dir`, checks an existing one is compatible, writes the config.
+
+    `role` ("teacher" or "student") is recorded in `pwavenet_model.json` with `extra`.
+    """
     os.makedirs(model_dir, exist_ok=True)
+    existing = model_dir_role(model_dir)
+    if existing is not None and existing != role:
+        raise CheckpointError(f"{model_dir} already holds a {existing}; use another --out.")
     check_same_config(model_dir, config, compare_sections)
     save_config(config, os.path.join(model_dir, CONFIG_FILE))
+    write_json(os.path.join(model_dir, ROLE_FILE), {"role": role, "format_version": 1,
+                                                     **(extra or {})})
+
+
+def read_model_dir_info(model_dir):
+    path = os.path.join(model_dir, ROLE_FILE)
+    if not os.path.exists(path):
+        return {}
+    with open(path) as f:
+        return json.load(f)
+
+
+def model_dir_role(model_dir):
+    """"teacher", "student" or None for a directory written by this package."""
+    return read_model_dir_info(model_dir).get("role")

@@ -1,0 +1,33 @@
+"""Train the autoregressive WaveNet teacher with `model.fit` (teacher forcing).
+
+Writes to --out: config.json (resolved), feature_stats.json, checkpoints/ (model and
+optimizer; a killed run resumes from the newest, the step counter continuing),
+tensorboard/ (scalars, audio, mel images) and metrics.json ({"step",
+"train_bits_per_sample", "val_bits_per_sample", ...}).
+
+Example:
+  pwavenet train-teacher --config tiny --data ../shared/data/ljspeech-mini --out runs/teacher
+"""
+
+from pwavenet_tf.commands import common
+
+
+def add_arguments(p):
+    common.add_config_argument(p)
+    p.add_argument("--data", required=True, help="corpus folder (LJ Speech layout or audio files)")
+    p.add_argument("--out", required=True, help="output/training directory (resumes if present)")
+    p.add_argument("--steps", type=int, help="total training steps (default: from the config)")
+    p.add_argument("--batch-size", type=int, help="batch size (default: from the config)")
+    p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    p.add_argument("--mixed-precision", action="store_true", help="train in mixed_float16")
+    common.add_verbosity_argument(p)
+
+
+def run(args):
+    from pwavenet_tf.training.teacher_task import TeacherTask
+
+    config = common.load_config_arg(args)
+    task = TeacherTask(config, args.data, args.out, seed=args.seed,
+                       mixed_precision=args.mixed_precision, verbose=common.keras_verbosity(args))
+    metrics = task.run(steps=args.steps, batch_size=args.batch_size)
+    common.print_metrics(metrics, ("step", "train_bits_per_sample", "val_bits_per_sample"))

@@ -1,0 +1,348 @@
+"""tf.data pipeline of aligned random windows of (audio, features, speaker id).
+
+`audio_cfg` is any object (or mapping) with the attributes `sample_rate, n_fft, hop_length,
+win_length, window, n_mels, fmin, fmax, log_floor, feature_dim` (missing ones take the
+`LogMelSpectrogram` defaults; `feature_dim=None` means log-mel features with `n_mels`
+bands, an int means external `[frames, feature_dim]` `.npy` features).
+
+Windows: `window_samples = W` (a multiple of `hop`), `W // hop` frames. For an utterance
+with `F` frames and a frame offset `o`, the window is audio `[o*hop, o*hop + W)` and
+features `[o, o + W // hop)`. Clips shorter than the window are padded at the end with
+audio 0 and features `log(log_floor)` (log-mel) or 0 (external features).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, Callable, Iterator, Sequence
+
+import numpy as np
+import tensorflow as tf
+
+from pwavenet_tf.audio.audio_io import read_audio
+from pwavenet_tf.audio.feature_stats import compute_feature_stats
+from pwavenet_tf.audio.log_mel_spectrogram import LogMelSpectrogram
+from pwavenet_tf.data.corpus import Utterance
+
+ProgressFn = Callable[[int, int, Utterance], None]
+"""`progress(done, total, utterance)` is called after each utterance is processed."""
+
+_MEL_DEFAULTS = {
+    "n_fft": 1024,
+    "hop_length": 256,
+    "win_length": None,
+    "window": "hann",
+    "n_mels": 80,
+    "fmin": 0.0,
+    "fmax": None,
+    "log_floor": 1e-5,
+    "feature_dim": None,
+}
+
+__all__ = [
+    "UtteranceCache",
+    "audio_settings",
+    "compute_stats_for",
+    "feature_dim_of",
+    "feature_pad_value",
+    "load_utterance",
+    "make_dataset",
+    "make_log_mel",
+    "random_window",
+]
+
+
+def _get(cfg: Any, name: str) -> Any:
+    if isinstance(cfg, Mapping):
+        if name in cfg:
+            return cfg[name]
+    elif hasattr(cfg, name):
+        return getattr(cfg, name)
+    if name in _MEL_DEFAULTS:
+        return _MEL_DEFAULTS[name]
+    raise ValueError(f"`audio_cfg` has no attribute {name!r}. Received: audio_cfg={cfg!r}")
+
+
+def audio_settings(audio_cfg: Any) -> dict:
+    """The effective feature settings as a JSON-able dict (`win_length`/`fmax` resolved)."""
+    sample_rate = int(_get(audio_cfg, "sample_rate"))
+    n_fft = int(_get(audio_cfg, "n_fft"))
+    win_length = _get(audio_cfg, "win_length")
+    fmax = _get(audio_cfg, "fmax")
+    feature_dim = _get(audio_cfg, "feature_dim")
+    return {
+        "sample_rate": sample_rate,
+        "n_fft": n_fft,
+        "hop_length": int(_get(audio_cfg, "hop_length")),
+        "win_length": n_fft if win_length is None else int(win_length),
+        "window": str(_get(audio_cfg, "window")),
+        "n_mels": int(_get(audio_cfg, "n_mels")),
+        "fmin": float(_get(audio_cfg, "fmin")),
+        "fmax": sample_rate / 2.0 if fmax is None else float(fmax),
+        "log_floor": float(_get(audio_cfg, "log_floor")),
+        "feature_dim": None if feature_dim is None else int(feature_dim),
+    }
+
+
+def make_log_mel(audio_cfg: Any) -> LogMelSpectrogram:
+    """The `LogMelSpectrogram` layer described by `audio_cfg`."""
+    s = audio_settings(audio_cfg)
+    return LogMelSpectrogram(
+        sample_rate=s["sample_rate"],
+        n_fft=s["n_fft"],
+        hop_length=s["hop_length"],
+        win_length=s["win_length"],
+        window=s["window"],
+        n_mels=s["n_mels"],
+        fmin=s["fmin"],
+        fmax=s["fmax"],
+        log_floor=s["log_floor"],
+    )
+
+
+def feature_dim_of(audio_cfg: Any) -> int:
+    """Width of the features: `feature_dim` if set, else `n_mels`."""
+    s = audio_settings(audio_cfg)
+    return s["n_mels"] if s["feature_dim"] is None else s["feature_dim"]
+
+
+def feature_pad_value(audio_cfg: Any) -> float:
+    """Value used to pad features past the end of a clip (log-mel of silence, or 0)."""
+    s = audio_settings(audio_cfg)
+    return float(np.log(s["log_floor"])) if s["feature_dim"] is None else 0.0
+
+
+def _load_external_features(path: str, num_samples: int, hop: int, feature_dim: int) -> np.ndarray:
+    try:
+        feats = np.load(path, allow_pickle=False)
+    except (OSError, ValueError) as e:
+        raise ValueError(f"Could not load feature file ({e}). Received: features_path={path!r}") from e
+    if feats.ndim != 2:
+        raise ValueError(
+            f"Feature file must hold a [frames, {feature_dim}] array. "
+            f"Received: shape={feats.shape} in features_path={path!r}"
+        )
+    frames, dim = feats.shape
+    if dim != feature_dim:
+        raise ValueError(
+            f"Feature file has dim {dim} but audio_cfg.feature_dim={feature_dim}. "
+            f"Received: shape={feats.shape} in features_path={path!r}"
+        )
+    if frames != num_samples // hop:
+        raise ValueError(
+            f"Feature file has F={frames} frames but the audio has {num_samples} samples, i.e. "
+            f"{num_samples // hop} frames of hop_length={hop} (need F == len(audio) // hop). "
+            f"Received: features_path={path!r}"
+        )
+    if not np.all(np.isfinite(feats)):
+        raise ValueError(f"Feature file contains NaN or Inf. Received: features_path={path!r}")
+    return np.ascontiguousarray(feats, dtype=np.float32)
+
+
+def load_utterance(
+    utt: Utterance, audio_cfg: Any, *, mel_layer: LogMelSpectrogram | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """Loads `(audio [F * hop], features [F, D])`, both float32, aligned frame by frame.
+
+    With `audio_cfg.feature_dim` set, features come from `utt.features_path` (`.npy`),
+    else they are the log-mel of the audio (trimmed to a multiple of hop). `mel_layer`
+    may pass a prebuilt `make_log_mel(audio_cfg)` to avoid rebuilding it per call.
+    """
+    s = audio_settings(audio_cfg)
+    hop = s["hop_length"]
+    audio = read_audio(utt.audio_path, sample_rate=s["sample_rate"])
+    if s["feature_dim"] is not None:
+        if utt.features_path is None:
+            raise ValueError(
+                f"audio_cfg.feature_dim={s['feature_dim']} requires precomputed features, but no "
+                f"feature file exists for utterance {utt.id!r}. Received: audio_path={utt.audio_path!r}"
+            )
+        feats = _load_external_features(utt.features_path, len(audio), hop, s["feature_dim"])
+        return audio[: feats.shape[0] * hop], feats
+    frames = len(audio) // hop
+    audio = audio[: frames * hop]
+    layer = mel_layer if mel_layer is not None else make_log_mel(audio_cfg)
+    feats = layer(audio[None, :]).numpy()[0]
+    return audio, np.ascontiguousarray(feats, dtype=np.float32)
+
+
+class UtteranceCache:
+    """All utterances of a (small) corpus loaded once into memory.
+
+    `cache[i]` is `(audio [F * hop], features [F, D])` of `cache.utterances[i]`.
+    """
+
+    def __init__(
+        self,
+        utterances: Sequence[Utterance],
+        audio_cfg: Any,
+        progress: ProgressFn | None = None,
+    ) -> None:
+        self.utterances = list(utterances)
+        self.settings = audio_settings(audio_cfg)
+        self.feature_dim = feature_dim_of(audio_cfg)
+        layer = make_log_mel(audio_cfg) if self.settings["feature_dim"] is None else None
+        self._items: list[tuple[np.ndarray, np.ndarray]] = []
+        for i, utt in enumerate(self.utterances):
+            self._items.append(load_utterance(utt, audio_cfg, mel_layer=layer))
+            if progress is not None:
+                progress(i + 1, len(self.utterances), utt)
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    def __getitem__(self, index: int) -> tuple[np.ndarray, np.ndarray]:
+        return self._items[index]
+
+    @property
+    def num_samples(self) -> int:
+        return sum(len(a) for a, _ in self._items)
+
+
+def random_window(
+    audio: np.ndarray,
+    features: np.ndarray,
+    window_frames: int,
+    hop: int,
+    offset: int,
+    pad_value: float,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Audio `[offset*hop, +window_frames*hop)` and features `[offset, +window_frames)`, padded."""
+    window = window_frames * hop
+    a = audio[offset * hop : offset * hop + window]
+    f = features[offset : offset + window_frames]
+    if len(f) < window_frames:
+        f = np.concatenate(
+            [f, np.full((window_frames - len(f), features.shape[1]), pad_value, np.float32)]
+        )
+    if len(a) < window:
+        a = np.concatenate([a, np.zeros(window - len(a), np.float32)])
+    return a, f
+
+
+def _check_window(window_samples: Any, hop: int) -> int:
+    if (
+        isinstance(window_samples, bool)
+        or not isinstance(window_samples, (int, np.integer))
+        or window_samples <= 0
+        or window_samples % hop
+    ):
+        raise ValueError(
+            f"`window_samples` must be a positive multiple of hop_length={hop}. "
+            f"Received: window_samples={window_samples!r}"
+        )
+    return int(window_samples)
+
+
+def _check_positive(name: str, value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value <= 0:
+        raise ValueError(f"`{name}` must be a positive integer. Received: {name}={value!r}")
+    return int(value)
+
+
+def make_dataset(
+    utterances: Sequence[Utterance],
+    audio_cfg: Any,
+    window_samples: int,
+    batch_size: int,
+    seed: int = 0,
+    shuffle: bool = True,
+    repeat: bool = True,
+    drop_remainder: bool = True,
+    cache: UtteranceCache | bool | None = None,
+) -> tf.data.Dataset:
+    """Batches of random aligned windows: `({"audio", "features", "speaker_id"}, audio)`.
+
+    Shapes: audio `[B, W]` float32, features `[B, W // hop, D]` float32, speaker_id `[B]`
+    int32; the target is the same audio. Each epoch visits every utterance once (in a
+    seeded random order if `shuffle`, else in the given order) at a seeded random frame
+    offset; `repeat=True` chains epochs forever (each epoch differs). The pipeline is a
+    deterministic function of `seed` (numpy `default_rng(seed)` in a generator).
+
+    `cache`: an `UtteranceCache` of exactly these utterances, `True` to build one now
+    (loads the whole corpus into memory), or `None`/`False` to read each utterance from disk
+    when it is drawn (no memory cost, slower).
+    """
+    utterances = list(utterances)
+    if not utterances:
+        raise ValueError("`utterances` is empty. Received: utterances=[]")
+    s = audio_settings(audio_cfg)
+    hop = s["hop_length"]
+    window_samples = _check_window(window_samples, hop)
+    batch_size = _check_positive("batch_size", batch_size)
+    if not repeat and drop_remainder and len(utterances) < batch_size:
+        raise ValueError(
+            f"With repeat=False and drop_remainder=True, {len(utterances)} utterances make no "
+            f"full batch. Received: batch_size={batch_size}"
+        )
+    window_frames = window_samples // hop
+    dim = feature_dim_of(audio_cfg)
+    pad_value = feature_pad_value(audio_cfg)
+
+    if cache is True:
+        cache = UtteranceCache(utterances, audio_cfg)
+    if isinstance(cache, UtteranceCache):
+        if cache.utterances != utterances or cache.settings != s:
+            raise ValueError(
+                "`cache` was built for other utterances or audio settings. "
+                f"Received: cache with {len(cache)} utterances for {len(utterances)} utterances"
+            )
+        load: Callable[[int], tuple[np.ndarray, np.ndarray]] = cache.__getitem__
+    elif cache is None or cache is False:
+        layer = make_log_mel(audio_cfg) if s["feature_dim"] is None else None
+        load = lambda i: load_utterance(utterances[i], audio_cfg, mel_layer=layer)  # noqa: E731
+    else:
+        raise ValueError(f"`cache` must be an UtteranceCache, a bool or None. Received: cache={cache!r}")
+    speakers = np.array([u.speaker_id for u in utterances], np.int32)
+    n = len(utterances)
+
+    def generate() -> Iterator[tuple[np.ndarray, np.ndarray, np.int32]]:
+        rng = np.random.default_rng(seed)
+        while True:
+            order = rng.permutation(n) if shuffle else np.arange(n)
+            for i in order:
+                audio, feats = load(int(i))
+                offset = int(rng.integers(0, max(len(feats) - window_frames, 0) + 1))
+                a, f = random_window(audio, feats, window_frames, hop, offset, pad_value)
+                yield a, f, speakers[i]
+            if not repeat:
+                return
+
+    ds = tf.data.Dataset.from_generator(
+        generate,
+        output_signature=(
+            tf.TensorSpec([window_samples], tf.float32),
+            tf.TensorSpec([window_frames, dim], tf.float32),
+            tf.TensorSpec([], tf.int32),
+        ),
+    )
+    ds = ds.batch(batch_size, drop_remainder=drop_remainder)
+    ds = ds.map(
+        lambda a, f, spk: ({"audio": a, "features": f, "speaker_id": spk}, a),
+        num_parallel_calls=tf.data.AUTOTUNE,
+        deterministic=True,
+    )
+    return ds.prefetch(tf.data.AUTOTUNE)
+
+
+def compute_stats_for(
+    utterances: Sequence[Utterance],
+    audio_cfg: Any,
+    cache: UtteranceCache | None = None,
+    progress: ProgressFn | None = None,
+) -> dict:
+    """Feature mean/std (see `compute_feature_stats`) over all frames of `utterances`."""
+    utterances = list(utterances)
+    if cache is not None:
+        if cache.utterances != utterances:
+            raise ValueError("`cache` was built for other utterances. Received: mismatching cache")
+        return compute_feature_stats(cache[i][1] for i in range(len(cache)))
+    layer = make_log_mel(audio_cfg) if audio_settings(audio_cfg)["feature_dim"] is None else None
+
+    def features() -> Iterator[np.ndarray]:
+        for i, utt in enumerate(utterances):
+            yield load_utterance(utt, audio_cfg, mel_layer=layer)[1]
+            if progress is not None:
+                progress(i + 1, len(utterances), utt)
+
+    return compute_feature_stats(features())

@@ -1,0 +1,196 @@
+"""Teacher training task: data, model, `model.fit`, checkpoints, metrics."""
+
+import dataclasses
+import math
+import os
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from pwavenet_tf.models.wavenet_teacher import WaveNetTeacher
+from pwavenet_tf.training import callbacks as cb
+from pwavenet_tf.training.checkpointing import (
+    STATS_FILE,
+    CheckpointError,
+    TrainingCheckpoint,
+    model_dir_role,
+    prepare_model_dir,
+    read_model_dir_config,
+)
+from pwavenet_tf.audio.feature_stats import load_feature_stats
+from pwavenet_tf.training.corpus_data import load_corpus_data
+
+LN2 = math.log(2.0)
+METRICS_FILE = "metrics.json"
+
+
+def distribution_strategy():
+    """MirroredStrategy when several GPUs are visible, else the default strategy."""
+    if len(tf.config.list_logical_devices("GPU")) > 1:
+        return tf.distribute.MirroredStrategy()
+    return tf.distribute.get_strategy()
+
+
+def build_teacher(config, stats=None, mixed_precision=False):
+    dtype = "mixed_float16" if mixed_precision else None
+    teacher = WaveNetTeacher.from_pwavenet_config(
+        config,
+        feature_mean=None if stats is None else stats["mean"],
+        feature_std=None if stats is None else stats["std"],
+        **({"dtype": dtype} if dtype else {}),
+    )
+    return teacher
+
+
+def compile_teacher(teacher, training_config):
+    loss = teacher.make_loss()
+
+    def bits_per_sample(y_true, y_pred):
+        return loss.call(y_true, y_pred) / LN2
+
+    optimizer = keras.optimizers.Adam(
+        training_config.learning_rate,
+        clipnorm=training_config.clip_norm,
+        use_ema=training_config.ema_decay is not None,
+        ema_momentum=training_config.ema_decay or 0.99,
+    )
+    teacher.compile(optimizer=optimizer, loss=loss,
+                    metrics=[keras.metrics.MeanMetricWrapper(bits_per_sample,
+                                                             name="bits_per_sample")])
+    optimizer.build(teacher.trainable_variables)
+    return teacher
+
+
+def load_teacher(model_dir):
+    """Loads a trained teacher from its training directory (config, stats, checkpoint)."""
+    config = read_model_dir_config(model_dir, role="teacher")
+    if model_dir_role(model_dir) != "teacher":
+        raise CheckpointError(f"{model_dir} holds a {model_dir_role(model_dir)}, not a teacher.")
+    stats = load_feature_stats(os.path.join(model_dir, STATS_FILE))
+    teacher = build_teacher(config, stats)
+    TrainingCheckpoint(model_dir, model=teacher).restore(require=True, expect_partial=True)
+    return teacher, config
+
+
+def _published(logs):
+    out = {}
+    if "loss" in logs:
+        out["train_nll_nats"] = logs["loss"]
+    if "bits_per_sample" in logs:
+        out["train_bits_per_sample"] = logs["bits_per_sample"]
+    if "val_loss" in logs:
+        out["val_nll_nats"] = logs["val_loss"]
+    if "val_bits_per_sample" in logs:
+        out["val_bits_per_sample"] = logs["val_bits_per_sample"]
+    return out
+
+
+@dataclasses.dataclass
+class TeacherTask:
+    """Trains a `WaveNetTeacher` on a corpus folder into `out_dir`.
+
+    `out_dir` receives `config.json` (the resolved config), `feature_stats.json`,
+    `checkpoints/` (model + optimizer; the newest is restored on start, so a killed run
+    resumes with its step counter), `tensorboard/` and `metrics.json`.
+    """
+
+    config: object
+    data_dir: str
+    out_dir: str
+    seed: int = 0
+    mixed_precision: bool = False
+    verbose: int = 1
+    log: object = print
+
+    def run(self, steps=None, batch_size=None):
+        cfg = self.config
+        tc = cfg.teacher_training
+        if steps is not None or batch_size is not None:
+            tc = dataclasses.replace(tc, steps=steps or tc.steps,
+                                     batch_size=batch_size or tc.batch_size)
+            cfg = dataclasses.replace(cfg, teacher_training=tc)
+        prepare_model_dir(self.out_dir, cfg, compare_sections=("audio", "teacher"),
+                          role="teacher")
+        keras.utils.set_random_seed(self.seed)
+
+        data = load_corpus_data(self.data_dir, cfg.audio, tc.num_validation, self.seed,
+                                self.out_dir)
+        self.log(f"corpus: {len(data.train)} training / {len(data.examples('valid'))} "
+                 "validation clips")
+        multi = cfg.audio.num_speakers > 1
+        train_ds = data.dataset("train", tc.window_samples, tc.batch_size, self.seed, multi)
+
+        with distribution_strategy().scope():
+            teacher = build_teacher(cfg, data.stats, self.mixed_precision)
+            compile_teacher(teacher, tc)
+        self.log(f"teacher: {teacher.count_params():,} parameters, receptive field "
+                 f"{teacher.receptive_field} samples "
+                 f"({1000 * teacher.receptive_field / cfg.audio.sample_rate:.1f} ms)")
+        ckpt = TrainingCheckpoint(self.out_dir, max_to_keep=tc.keep_checkpoints, model=teacher,
+                                  optimizer=teacher.optimizer)
+        restored = ckpt.restore()
+        step = int(teacher.optimizer.iterations.numpy())
+        if restored:
+            self.log(f"resumed from {restored} at step {step}")
+
+        per_epoch = min(tc.checkpoint_every, tc.steps)
+        epochs = math.ceil(tc.steps / per_epoch)
+        initial_epoch = step // per_epoch
+        metrics_path = os.path.join(self.out_dir, METRICS_FILE)
+        writer = cb.MetricsWriter(metrics_path, _published, extra={
+            "receptive_field": teacher.receptive_field,
+            "num_parameters": int(teacher.count_params()),
+            "config": cfg.name,
+        })
+        fit_kwargs = {}
+        if data.valid:
+            fit_kwargs = dict(
+                validation_data=data.dataset("valid", tc.window_samples, tc.batch_size,
+                                             self.seed + 1, multi, shuffle=False),
+                validation_steps=max(1, min(8, len(data.valid))),
+            )
+        callbacks = [
+            cb.NaNGuard(),
+            cb.CheckpointCallback(ckpt),
+            writer,
+            keras.callbacks.TensorBoard(os.path.join(self.out_dir, "tensorboard")),
+            cb.TensorBoardMedia(os.path.join(self.out_dir, "tensorboard", "media"),
+                                self._media_fn(teacher, data), cfg.audio.sample_rate,
+                                every=max(1, tc.log_audio_every or epochs)),
+        ]
+        if initial_epoch >= epochs:
+            self.log(f"already trained for {step} >= {tc.steps} steps; nothing to do")
+        else:
+            teacher.fit(train_ds, epochs=epochs, initial_epoch=initial_epoch,
+                        steps_per_epoch=per_epoch, callbacks=callbacks, verbose=self.verbose,
+                        **fit_kwargs)
+        self.teacher = teacher
+        return writer.latest or self._read_metrics(metrics_path)
+
+    @staticmethod
+    def _read_metrics(path):
+        import json
+
+        if os.path.exists(path):
+            with open(path) as f:
+                return json.load(f)
+        return {}
+
+    def _media_fn(self, teacher, data):
+        examples = data.examples("valid") or data.examples("train")
+
+        def make():
+            _, audio, features = examples[0]
+            n = min(len(features), 64)
+            audio = audio[None, : n * teacher.hop_length]
+            inputs = {"audio": audio, "features": features[None, :n]}
+            if teacher.multi_speaker:
+                inputs["speaker_id"] = np.array([examples[0][0].speaker_id], "int32")
+            mean = teacher.distribution(teacher(inputs)).mean()
+            return {"real_audio": ("audio", audio),
+                    "teacher_forced_mean": ("audio", np.asarray(mean)),
+                    "log_mel": ("image", features[None, :n])}
+
+        return make
+
