@@ -1,5 +1,7 @@
 """Autoregressive generation from the WaveNet teacher: cached queues and a naive reference."""
 
+import sys
+
 import tensorflow as tf
 from keras import ops
 
@@ -31,11 +33,14 @@ class TeacherGenerator:
     Args:
         teacher: a built `WaveNetTeacher`.
         jit_compile: compile the cached generation loop with XLA.
+        progress_every: print a progress line every this many samples (0: never).
     """
 
-    def __init__(self, teacher, jit_compile=False):
+    def __init__(self, teacher, jit_compile=False, progress_every=0):
         self.teacher = teacher
         self.jit_compile = jit_compile
+        # Progress lines from inside the graph loop (not available under XLA).
+        self.progress_every = 0 if jit_compile else int(progress_every)
         self._cached_fn = tf.function(self._generate_cached, jit_compile=jit_compile,
                                       reduce_retracing=True)
         self._naive_fn = tf.function(self._generate_naive, reduce_retracing=True)
@@ -79,6 +84,15 @@ class TeacherGenerator:
             return dist.sample(u[:, 0], u[:, 1])
         return dist.sample(u[:, 0])
 
+    def _report(self, t, length):
+        if self.progress_every:
+            tf.cond(
+                tf.equal(t % self.progress_every, 0),
+                lambda: tf.print("generated", t, "/", length, "samples",
+                                 output_stream=sys.stderr),
+                lambda: tf.no_op(),
+            )
+
     def _generate_cached(self, features, speaker_id, uniforms):
         teacher = self.teacher
         conditioning, global_cond, batch, length = self._setup(features, speaker_id)
@@ -87,6 +101,7 @@ class TeacherGenerator:
         out = tf.TensorArray(tf.float32, size=length)
 
         def body(t, x_prev, state, out):
+            self._report(t, length)
             params, state = teacher.step(x_prev, cond_t_major[t], global_cond, state)
             x = ops.cast(self._sample(params, uniforms[t]), tf.float32)
             return t + 1, x, state, out.write(t, x)
@@ -103,6 +118,7 @@ class TeacherGenerator:
         audio = tf.zeros([batch, length], tf.float32)
 
         def body(t, audio):
+            self._report(t, length)
             start = tf.maximum(0, t - rf)
             # Positions start..t; the model shifts its input, so x_t itself is never seen.
             window = audio[:, start:t + 1]

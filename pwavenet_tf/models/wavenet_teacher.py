@@ -19,6 +19,7 @@ from pwavenet_tf.layers.residual_block import ResidualBlock
 MOL = "mixture_of_logistics"
 MU_LAW = "mu_law"
 INITIAL_LOG_SCALE = -3.0
+INPUT_GAIN = 10.0
 
 
 @keras.saving.register_keras_serializable(package="pwavenet_tf")
@@ -188,7 +189,7 @@ class WaveNetTeacher(keras.Model):
     def params_from_conditioning(self, audio, conditioning, global_conditioning=None):
         """Teacher-forced pass given upsampled conditioning: audio `[B, T]` -> `[B, T, P]`."""
         shifted = ops.pad(audio[:, :-1], [[0, 0], [1, 0]])
-        h = self.input_proj(ops.expand_dims(self._input_transform(shifted), -1))
+        h = self.input_proj(self._input_transform(shifted))
         skips = None
         for block in self.blocks:
             h, skip = block(h, conditioning, global_conditioning)
@@ -196,15 +197,17 @@ class WaveNetTeacher(keras.Model):
         return self._head(skips)
 
     def _input_transform(self, x):
-        """Continuous mu-law companding of the network input (no quantisation).
+        """Network input features of audio `[...]` -> `[..., 2]` (no quantisation).
 
-        Speech sits mostly within +-0.1; companding spreads it over [-1, 1] so the first
-        layer sees well-scaled inputs. It is smooth in x, so distillation gradients flow
-        through the teacher's input unchanged in kind.
+        Speech sits mostly within +-0.1, so the first layer sees the sample twice: linearly
+        scaled by INPUT_GAIN (keeps linear prediction easy) and continuous mu-law companded
+        (resolves quiet passages). Both are smooth in x, so distillation gradients flow
+        through the teacher's input. `input_mu_law=False` feeds the raw sample only.
         """
         if not self.input_mu_law:
-            return x
-        return ops.sign(x) * ops.log1p(255.0 * ops.abs(x)) / math.log(256.0)
+            return ops.expand_dims(x, -1)
+        companded = ops.sign(x) * ops.log1p(255.0 * ops.abs(x)) / math.log(256.0)
+        return ops.stack([x * INPUT_GAIN, companded], axis=-1)
 
     def _head(self, skips):
         skips = skips * (1.0 / math.sqrt(len(self.blocks)))
@@ -222,7 +225,7 @@ class WaveNetTeacher(keras.Model):
         Returns the distribution parameters `[B, P]` of the current sample and the new
         queues. O(num_layers) work per sample.
         """
-        h, _ = self.input_proj.step(ops.expand_dims(self._input_transform(x_prev), -1), None)
+        h, _ = self.input_proj.step(self._input_transform(x_prev), None)
         skips = None
         new_state = []
         for block, queue in zip(self.blocks, state):

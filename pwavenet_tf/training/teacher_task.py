@@ -165,6 +165,9 @@ class TeacherTask:
             teacher.fit(train_ds, epochs=epochs, initial_epoch=initial_epoch,
                         steps_per_epoch=per_epoch, callbacks=callbacks, verbose=self.verbose,
                         **fit_kwargs)
+            # With Polyak averaging (ema_decay), fit swaps the averaged weights in at the
+            # end: store them, so generation and distillation use the averaged teacher.
+            ckpt.save(int(teacher.optimizer.iterations.numpy()))
         self.teacher = teacher
         return writer.latest or self._read_metrics(metrics_path)
 

@@ -1,0 +1,85 @@
+"""Loading trained models and preparing their conditioning for generation and vocoding."""
+
+import math
+import os
+
+import numpy as np
+
+from pwavenet_tf.audio.audio_io import read_audio
+from pwavenet_tf.data.dataset import make_log_mel
+from pwavenet_tf.training.checkpointing import CheckpointError, model_dir_role
+
+
+def features_from_audio(audio, audio_config, mel_layer=None):
+    """Log-mel features `[F, n_mels]` of mono audio (trimmed to a multiple of hop)."""
+    if not audio_config.uses_mel:
+        raise ValueError(
+            "This model is conditioned on external features (audio.feature_dim="
+            f"{audio_config.feature_dim}); pass a feature array (--mel FILE.npy) instead of audio."
+        )
+    hop = audio_config.hop_length
+    audio = np.asarray(audio, dtype="float32")
+    frames = len(audio) // hop
+    if frames == 0:
+        raise ValueError(
+            f"Audio is shorter than one frame ({len(audio)} < hop_length={hop} samples)."
+        )
+    layer = mel_layer or make_log_mel(audio_config)
+    return np.asarray(layer(audio[None, : frames * hop]))[0]
+
+
+def features_from_file(path, audio_config):
+    """Features `[F, D]` of an audio file (resampled) or a `.npy` feature array."""
+    if str(path).endswith(".npy"):
+        return load_feature_array(path, audio_config)
+    return features_from_audio(read_audio(path, sample_rate=audio_config.sample_rate),
+                               audio_config)
+
+
+def load_feature_array(path, audio_config):
+    """Loads and validates a `[frames, conditioning_dim]` float feature array."""
+    if not os.path.exists(path):
+        raise FileNotFoundError(f"Feature file not found: {path}")
+    try:
+        feats = np.load(path, allow_pickle=False)
+    except (OSError, ValueError) as e:
+        raise ValueError(f"Could not read feature file {path}: {e}") from e
+    dim = audio_config.conditioning_dim
+    if feats.ndim == 3 and feats.shape[0] == 1:
+        feats = feats[0]
+    if feats.ndim != 2 or feats.shape[1] != dim:
+        raise ValueError(
+            f"Feature file {path} must hold a [frames, {dim}] array for this model. "
+            f"Received: shape={feats.shape}"
+        )
+    if feats.shape[0] == 0:
+        raise ValueError(f"Feature file {path} has no frames.")
+    if not np.all(np.isfinite(feats)):
+        raise ValueError(f"Feature file {path} contains NaN or Inf.")
+    return feats.astype("float32")
+
+
+def load_model(model_dir):
+    """Loads a trained teacher or student directory: returns `(role, model, config)`."""
+    role = model_dir_role(model_dir)
+    if role == "teacher":
+        from pwavenet_tf.training.teacher_task import load_teacher
+
+        model, config = load_teacher(model_dir)
+    elif role == "student":
+        from pwavenet_tf.training.distill_task import load_student
+
+        model, config = load_student(model_dir)
+    elif not os.path.isdir(model_dir):
+        raise CheckpointError(f"Model directory not found: {model_dir}")
+    else:
+        raise CheckpointError(
+            f"{model_dir} is not a pwavenet training directory (no pwavenet_model.json)."
+        )
+    return role, model, config
+
+
+def real_time_factor(num_samples, sample_rate, seconds):
+    """Seconds of compute per second of audio (< 1 is faster than real time)."""
+    audio_seconds = num_samples / sample_rate
+    return seconds / audio_seconds if audio_seconds else math.inf

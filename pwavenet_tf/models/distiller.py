@@ -1,0 +1,163 @@
+"""Probability density distillation of a WaveNet teacher into an IAF student."""
+
+import keras
+from keras import ops
+
+from pwavenet_tf.losses.kl_divergence import kl_terms, logistic_noise
+
+TERMS = ("kl", "cross_entropy", "entropy", "power", "perceptual", "perceptual_style",
+         "perceptual_feature", "contrastive", "kl_mismatched")
+
+
+class Distiller(keras.Model):
+    """Trains `student` to match the frozen `teacher` under `model.fit`.
+
+    Inputs are the dataset's `({"audio", "features", ["speaker_id"]}, audio)` batches. Each
+    step draws logistic noise, runs the student once in parallel, and `compute_loss`
+    combines:
+
+    - `kl_weight * KL(P_S || P_T)` per sample, estimated with `num_kl_samples` draws per
+      timestep and ONE teacher pass (`pwavenet_tf.losses.kl_divergence.kl_terms`);
+    - `power_weight * PowerLoss(x, y)`: STFT power of the student's sample x against the
+      real audio y for the same conditioning (stops the student from whispering);
+    - `perceptual_weight * PerceptualLoss(x, y)`: Gram-matrix style (and optionally
+      feature) distance of a phone classifier's features;
+    - `contrastive_weight * (KL(c1) - gamma * KL(c2))`, c2 the conditioning of another
+      utterance of the batch (the batch rolled by one).
+
+    The teacher is frozen (`trainable = False`): Keras takes gradients of trainable weights
+    only, but gradients still flow *through* the teacher's input into the student. Every
+    term is tracked as its own metric (`kl`, `cross_entropy`, `entropy`, `power`, ...).
+
+    Args:
+        student: an `IAFStudent`.
+        teacher: a trained `WaveNetTeacher` (frozen here).
+        num_kl_samples: Monte Carlo draws per timestep for the cross-entropy.
+        kl_weight, power_weight, perceptual_weight, contrastive_weight: term weights
+            (0 switches a term off).
+        contrastive_gamma: gamma of the contrastive term.
+        power_loss: a `PowerLoss` (required when power_weight > 0).
+        perceptual_loss: a `PerceptualLoss` (required when perceptual_weight > 0).
+        seed: seed of the noise and Monte Carlo draws.
+    """
+
+    def __init__(
+        self,
+        student,
+        teacher,
+        num_kl_samples=32,
+        kl_weight=1.0,
+        power_weight=0.0,
+        perceptual_weight=0.0,
+        contrastive_weight=0.0,
+        contrastive_gamma=0.3,
+        power_loss=None,
+        perceptual_loss=None,
+        seed=0,
+        **kwargs,
+    ):
+        super().__init__(**kwargs)
+        if num_kl_samples < 1:
+            raise ValueError(f"`num_kl_samples` must be >= 1. Received: {num_kl_samples}")
+        if power_weight > 0 and power_loss is None:
+            raise ValueError("power_weight > 0 needs a `power_loss`.")
+        if perceptual_weight > 0 and perceptual_loss is None:
+            raise ValueError("perceptual_weight > 0 needs a `perceptual_loss`.")
+        if student.conditioning_dim != teacher.conditioning_dim:
+            raise ValueError(
+                "Student and teacher must use the same conditioning features. Received: "
+                f"student conditioning_dim={student.conditioning_dim}, teacher "
+                f"conditioning_dim={teacher.conditioning_dim}"
+            )
+        if student.hop_length != teacher.hop_length:
+            raise ValueError(
+                f"Student and teacher hop lengths differ: {student.hop_length} vs "
+                f"{teacher.hop_length}"
+            )
+        if student.multi_speaker != teacher.multi_speaker:
+            raise ValueError("Student and teacher disagree on multi-speaker conditioning.")
+        self.student = student
+        self.teacher = teacher
+        self.teacher.trainable = False
+        self.num_kl_samples = num_kl_samples
+        self.kl_weight = kl_weight
+        self.power_weight = power_weight
+        self.perceptual_weight = perceptual_weight
+        self.contrastive_weight = contrastive_weight
+        self.contrastive_gamma = contrastive_gamma
+        self.power_loss = power_loss
+        self.perceptual_loss = perceptual_loss
+        if perceptual_loss is not None:
+            perceptual_loss.classifier.trainable = False
+        self.noise_seed = keras.random.SeedGenerator(seed)
+        self.kl_seed = keras.random.SeedGenerator(seed + 1)
+        self.trackers = {name: keras.metrics.Mean(name=name) for name in self._active_terms()}
+
+    def _active_terms(self):
+        terms = ["kl", "cross_entropy", "entropy"]
+        if self.power_weight > 0:
+            terms.append("power")
+        if self.perceptual_weight > 0:
+            terms += ["perceptual", "perceptual_style", "perceptual_feature"]
+        if self.contrastive_weight > 0:
+            terms += ["contrastive", "kl_mismatched"]
+        return terms
+
+    @property
+    def metrics(self):
+        return super().metrics + list(self.trackers.values())
+
+    def call(self, inputs, training=False):
+        """One student sample for the batch's conditioning (noise drawn here)."""
+        features = inputs["features"]
+        length = ops.shape(features)[1] * self.student.hop_length
+        noise = logistic_noise((ops.shape(features)[0], length), self.noise_seed)
+        student_inputs = {"noise": noise, "features": features}
+        if self.student.multi_speaker:
+            student_inputs["speaker_id"] = inputs["speaker_id"]
+        return self.student(student_inputs, training=training)
+
+    def loss_terms(self, inputs, student_out):
+        """Every loss term (scalars, nats per sample for the KL family)."""
+        features = inputs["features"]
+        speaker = inputs.get("speaker_id") if self.teacher.multi_speaker else None
+        conditioning = self.teacher.upsample_conditioning(features)
+        global_cond = self.teacher.global_conditioning(speaker)
+        terms = {
+            k: ops.mean(v)
+            for k, v in kl_terms(self.teacher, student_out, conditioning, global_cond,
+                                 self.num_kl_samples, self.kl_seed).items()
+        }
+        real = inputs["audio"]
+        if self.power_weight > 0:
+            terms["power"] = self.power_loss(student_out["audio"], real)
+        if self.perceptual_weight > 0:
+            p = self.perceptual_loss(student_out["audio"], real)
+            terms["perceptual"] = p["total"]
+            terms["perceptual_style"] = p["style"]
+            terms["perceptual_feature"] = p["feature"]
+        if self.contrastive_weight > 0:
+            # c2: the conditioning of another utterance (the batch rolled by one).
+            other = ops.roll(conditioning, shift=1, axis=0)
+            other_global = None if global_cond is None else ops.roll(global_cond, 1, axis=0)
+            mismatched = kl_terms(self.teacher, student_out, other, other_global,
+                                  self.num_kl_samples, self.kl_seed)
+            terms["kl_mismatched"] = ops.mean(mismatched["kl"])
+            terms["contrastive"] = terms["kl"] - self.contrastive_gamma * terms["kl_mismatched"]
+        return terms
+
+    def total_loss(self, terms):
+        loss = self.kl_weight * terms["kl"]
+        if self.power_weight > 0:
+            loss = loss + self.power_weight * terms["power"]
+        if self.perceptual_weight > 0:
+            loss = loss + self.perceptual_weight * terms["perceptual"]
+        if self.contrastive_weight > 0:
+            loss = loss + self.contrastive_weight * terms["contrastive"]
+        return loss
+
+    def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
+        terms = self.loss_terms(x, y_pred)
+        for name, tracker in self.trackers.items():
+            tracker.update_state(terms[name])
+        return self.total_loss(terms)
