@@ -6,13 +6,12 @@ import pytest
 
 from pwavenet_tf.audio import quantize as qz
 from pwavenet_tf.audio.audio_io import AudioError, read_audio, resample, write_wav
+from pwavenet_tf.testing.data import ljspeech_mini_dir
 
-DATA_DIR = os.environ.get("PWAVENET_TEST_DATA", "/work/shared/data/ljspeech-mini")
+DATA_DIR = ljspeech_mini_dir()
 WAV = os.path.join(DATA_DIR, "wavs", "LJ001-0001.wav")
-needs_data = pytest.mark.skipif(not os.path.exists(WAV), reason="ljspeech-mini not available")
 
 
-@needs_data
 def test_read_shared_wav_flac_mp3():
     wav = read_audio(WAV)
     assert wav.dtype == np.float32 and wav.shape == (212893,)
@@ -35,7 +34,6 @@ def test_read_shared_wav_flac_mp3():
     assert np.corrcoef(mp3[:n], wav[:n])[0, 1] > 0.98
 
 
-@needs_data
 def test_read_with_resampling_changes_length():
     audio, rate = read_audio(WAV, sample_rate=16000, return_sample_rate=True)
     assert rate == 16000

@@ -4,9 +4,9 @@ import numpy as np
 import pytest
 
 from pwavenet_tf.data.corpus import ROOT_SPEAKER, CorpusError, Utterance, list_corpus, split_corpus
+from pwavenet_tf.testing.data import ljspeech_mini_dir
 
-DATA_DIR = os.environ.get("PWAVENET_TEST_DATA", "/work/shared/data/ljspeech-mini")
-needs_data = pytest.mark.skipif(not os.path.isdir(DATA_DIR), reason="ljspeech-mini not available")
+DATA_DIR = ljspeech_mini_dir()
 
 
 def _touch(path, content=b"x"):
@@ -15,7 +15,6 @@ def _touch(path, content=b"x"):
         f.write(content)
 
 
-@needs_data
 def test_ljspeech_layout():
     utts, speakers = list_corpus(DATA_DIR, return_speakers=True)
     assert len(utts) == 24

@@ -19,8 +19,9 @@ from pwavenet_tf.data.dataset import (
     make_log_mel,
 )
 
-DATA_DIR = os.environ.get("PWAVENET_TEST_DATA", "/work/shared/data/ljspeech-mini")
-needs_data = pytest.mark.skipif(not os.path.isdir(DATA_DIR), reason="ljspeech-mini not available")
+from pwavenet_tf.testing.data import ljspeech_mini_dir  # noqa: E402
+
+DATA_DIR = ljspeech_mini_dir()
 IDS = ["LJ001-0008", "LJ001-0002", "LJ001-0013"]  # the three shortest clips (1.8-2.6 s)
 
 
@@ -46,8 +47,6 @@ def _utts(ids=IDS):
 
 @pytest.fixture(scope="module")
 def lj_cache():
-    if not os.path.isdir(DATA_DIR):
-        pytest.skip("ljspeech-mini not available")
     return UtteranceCache(_utts(), AudioCfg())
 
 
@@ -61,7 +60,6 @@ def test_audio_settings_resolves_defaults():
         audio_settings(object())
 
 
-@needs_data
 def test_load_utterance_log_mel(lj_cache):
     utt = _utts()[0]
     audio, feats = load_utterance(utt, AudioCfg())
@@ -75,7 +73,6 @@ def test_load_utterance_log_mel(lj_cache):
     np.testing.assert_allclose(lj_cache[0][1], feats, atol=1e-5)
 
 
-@needs_data
 def test_make_dataset_shapes_and_alignment(lj_cache):
     cfg = AudioCfg()
     ds = make_dataset(_utts(), cfg, window_samples=256 * 16, batch_size=4, seed=3, cache=lj_cache)
@@ -105,7 +102,6 @@ def test_make_dataset_shapes_and_alignment(lj_cache):
             np.testing.assert_allclose(feats[b], whole[o : o + 16], atol=1e-5)
 
 
-@needs_data
 def test_make_dataset_determinism(lj_cache):
     kwargs = dict(window_samples=2048, batch_size=3, cache=lj_cache)
     a = [x[0]["audio"].numpy() for x in make_dataset(_utts(), AudioCfg(), seed=7, **kwargs).take(3)]
@@ -121,7 +117,6 @@ def test_make_dataset_determinism(lj_cache):
     assert sorted(batches[0][0]["speaker_id"].numpy().tolist()) == [0, 1, 2]
 
 
-@needs_data
 def test_lazy_loading_matches_cache(lj_cache):
     kwargs = dict(window_samples=1024, batch_size=3, seed=1, shuffle=False, repeat=False)
     cached = next(iter(make_dataset(_utts(), AudioCfg(), cache=lj_cache, **kwargs)))
@@ -191,7 +186,6 @@ def test_make_dataset_argument_errors(tmp_path):
         make_dataset([], AudioCfg(), 512, 2)
 
 
-@needs_data
 def test_compute_stats_for(lj_cache):
     progress = []
     stats = compute_stats_for(_utts()[:2], AudioCfg(), progress=lambda d, t, u: progress.append((d, t, u.id)))

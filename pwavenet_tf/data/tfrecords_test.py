@@ -16,7 +16,9 @@ from pwavenet_tf.data.tfrecords import (
     write_tfrecord_shards,
 )
 
-DATA_DIR = os.environ.get("PWAVENET_TEST_DATA", "/work/shared/data/ljspeech-mini")
+from pwavenet_tf.testing.data import ljspeech_mini_dir  # noqa: E402
+
+DATA_DIR = ljspeech_mini_dir()
 IDS = ["LJ001-0008", "LJ001-0002"]  # the two shortest clips
 
 
@@ -36,8 +38,6 @@ class AudioCfg:
 
 @pytest.fixture(scope="module")
 def shards(tmp_path_factory):
-    if not os.path.isdir(DATA_DIR):
-        pytest.skip("ljspeech-mini not available")
     utts = [Utterance(i, os.path.join(DATA_DIR, "wavs", i + ".wav"), None, k + 3) for k, i in enumerate(IDS)]
     out = str(tmp_path_factory.mktemp("tfr"))
     calls = []
