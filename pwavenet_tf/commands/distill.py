@@ -1,0 +1,34 @@
+"""Distill a trained WaveNet teacher into a parallel IAF student (probability density
+distillation: KL(student || teacher) plus power, perceptual and contrastive losses).
+
+Writes to --out: config.json (with the teacher's audio settings), feature_stats.json,
+checkpoints/ (student + optimizer; resumes), tensorboard/, metrics.json ({"step",
+"initial_kl_per_sample", "kl_per_sample", "cross_entropy_per_sample",
+"entropy_per_sample", "power", ...}, nats per sample, on a fixed evaluation batch).
+
+Example:
+  pwavenet distill --teacher runs/teacher --config tiny --data ../shared/data/ljspeech-mini \\
+      --out runs/student
+"""
+
+from pwavenet_tf.commands import common
+
+
+def add_arguments(p):
+    p.add_argument("--teacher", required=True, help="trained teacher directory")
+    common.add_config_argument(p)
+    p.add_argument("--data", required=True, help="corpus folder (LJ Speech layout or audio files)")
+    p.add_argument("--out", required=True, help="student directory (resumes if present)")
+    p.add_argument("--steps", type=int, help="total distillation steps (default: config)")
+    p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    common.add_verbosity_argument(p)
+
+
+def run(args):
+    from pwavenet_tf.training.distill_task import DistillTask
+
+    config = common.load_config_arg(args)
+    task = DistillTask(config, args.teacher, args.data, args.out, seed=args.seed,
+                       verbose=common.keras_verbosity(args))
+    metrics = task.run(steps=args.steps)
+    common.print_metrics(metrics, ("step", "initial_kl_per_sample", "kl_per_sample", "power"))

@@ -1,0 +1,123 @@
+"""Parallel generation from the IAF student, whole or in memory-bounded chunks."""
+
+import math
+
+import tensorflow as tf
+
+# Uniforms are drawn in [EPS, 1 - EPS] so that the logistic noise stays finite (|z| < 14).
+EPS = 1e-6
+
+
+@tf.function(reduce_retracing=True)
+def _draw_logistic(batch, length, seed):
+    seed = tf.cast(seed, tf.int64)
+    u = tf.random.stateless_uniform([batch, length], seed=seed, minval=EPS, maxval=1.0 - EPS,
+                                    alg="philox")
+    return tf.math.log(u) - tf.math.log1p(-u)
+
+
+class StudentGenerator:
+    """Samples audio from an `IAFStudent`: noise drawn up front, then one parallel pass.
+
+    The logistic noise `[batch, frames * hop]` comes from a stateless philox seed in a
+    plain `tf.function`, never inside an XLA-compiled one (XLA's stateless RNG gives other
+    numbers for the same seed), so graph mode and `jit_compile=True` produce the same audio
+    for the same seed.
+
+    With `chunk_frames`, the features are processed `chunk_frames` frames at a time, each
+    chunk with enough context that its output equals the unchunked output:
+    - left: the student's noise receptive field (`student.receptive_field` samples, which
+      also bounds how far back the conditioning is used), rounded up to whole frames, plus
+      the upsampler pre-convolution's half width (the conditioning at the first needed
+      sample must itself be exact);
+    - right: the pre-convolution's half width (`pre_kernel_size // 2` frames), since the
+      upsampled conditioning looks that far ahead.
+    Peak memory is then bounded by the chunk (plus context), for minutes of audio.
+
+    Args:
+        student: a built `IAFStudent`.
+    """
+
+    def __init__(self, student):
+        self.student = student
+        self._fns = {
+            False: tf.function(self._forward, reduce_retracing=True),
+            True: tf.function(self._forward, jit_compile=True, reduce_retracing=True),
+        }
+
+    @staticmethod
+    def logistic_noise(batch, length, seed):
+        """Logistic(0, 1) noise `[batch, length]` float32 from a `[2]` stateless seed."""
+        return _draw_logistic(tf.constant(batch, tf.int32), tf.constant(length, tf.int32),
+                              tf.convert_to_tensor(seed))
+
+    @property
+    def context_frames(self):
+        """(left, right) frames of context every chunk needs."""
+        half = self.student.upsampler.pre_kernel_size // 2
+        left = math.ceil(self.student.receptive_field / self.student.hop_length) + half
+        return left, half
+
+    def _forward(self, features, speaker_id, noise):
+        student = self.student
+        conditioning = student.upsample_conditioning(features)
+        global_conditioning = None
+        if student.multi_speaker:
+            global_conditioning = student.global_conditioning(speaker_id)
+        audio = student.forward_from_conditioning(noise, conditioning,
+                                                  global_conditioning)["audio"]
+        return tf.clip_by_value(tf.cast(audio, tf.float32), -1.0, 1.0)
+
+    def generate(self, features, speaker_id=None, seed=(0, 0), chunk_frames=None,
+                 jit_compile=False):
+        """Generates `[batch, frames * hop]` float32 audio in [-1, 1] from raw `features`.
+
+        Args:
+            features: `[batch, frames, conditioning_dim]`.
+            speaker_id: int32 `[batch]`, required iff the student is multi-speaker (ignored
+                otherwise).
+            seed: `[2]` integers of the stateless noise seed.
+            chunk_frames: None for one pass, or frames per chunk (same output).
+            jit_compile: run the pass(es) compiled with XLA.
+        """
+        student = self.student
+        features = tf.convert_to_tensor(features, tf.float32)
+        if features.shape.rank != 3 or features.shape[-1] != student.conditioning_dim:
+            raise ValueError(
+                f"`features` must be [batch, frames, {student.conditioning_dim}]. "
+                f"Received: features.shape={features.shape}"
+            )
+        batch, frames = features.shape[0], features.shape[1]
+        if student.multi_speaker:
+            if speaker_id is None:
+                raise ValueError("This student is multi-speaker: pass `speaker_id`.")
+            speaker_id = tf.convert_to_tensor(speaker_id, tf.int32)
+            if speaker_id.shape != (batch,):
+                raise ValueError(
+                    f"`speaker_id` must be [batch] = [{batch}]. "
+                    f"Received: speaker_id.shape={speaker_id.shape}"
+                )
+        else:
+            speaker_id = tf.zeros([batch], tf.int32)  # ignored by a single-speaker student
+        if chunk_frames is not None and (
+            not isinstance(chunk_frames, int) or isinstance(chunk_frames, bool)
+            or chunk_frames < 1
+        ):
+            raise ValueError(
+                f"`chunk_frames` must be None or a positive integer. "
+                f"Received: chunk_frames={chunk_frames!r}"
+            )
+        hop = student.hop_length
+        noise = self.logistic_noise(batch, frames * hop, seed)
+        fn = self._fns[bool(jit_compile)]
+        if chunk_frames is None or chunk_frames >= frames:
+            return fn(features, speaker_id, noise)
+
+        left, right = self.context_frames
+        pieces = []
+        for f0 in range(0, frames, chunk_frames):
+            f1 = min(frames, f0 + chunk_frames)
+            fa, fb = max(0, f0 - left), min(frames, f1 + right)
+            audio = fn(features[:, fa:fb], speaker_id, noise[:, fa * hop:fb * hop])
+            pieces.append(audio[:, (f0 - fa) * hop:(f1 - fa) * hop])
+        return tf.concat(pieces, axis=1)

@@ -1,0 +1,274 @@
+"""Distillation task: a trained teacher -> an IAF student, under `model.fit`."""
+
+import dataclasses
+import json
+import math
+import os
+import shutil
+
+import keras
+import numpy as np
+from keras import ops
+
+from pwavenet_tf.audio.feature_stats import load_feature_stats
+from pwavenet_tf.losses.kl_divergence import kl_terms, logistic_noise
+from pwavenet_tf.losses.power_loss import PowerLoss
+from pwavenet_tf.models.distiller import Distiller
+from pwavenet_tf.models.iaf_student import IAFStudent
+from pwavenet_tf.training import callbacks as cb
+from pwavenet_tf.training.checkpointing import (
+    STATS_FILE,
+    CheckpointError,
+    TrainingCheckpoint,
+    model_dir_role,
+    prepare_model_dir,
+    read_model_dir_config,
+    read_model_dir_info,
+    write_json,
+)
+from pwavenet_tf.training.corpus_data import load_corpus_data
+from pwavenet_tf.training.teacher_task import METRICS_FILE, load_teacher
+
+CLASSIFIER_FILE = "phone_classifier.keras"
+
+
+def build_student(config, stats=None):
+    return IAFStudent.from_pwavenet_config(
+        config,
+        feature_mean=None if stats is None else stats["mean"],
+        feature_std=None if stats is None else stats["std"],
+    )
+
+
+def load_student(model_dir):
+    """Loads a distilled student from its directory (config, stats, checkpoint)."""
+    config = read_model_dir_config(model_dir, role="student")
+    if model_dir_role(model_dir) != "student":
+        raise CheckpointError(f"{model_dir} holds a {model_dir_role(model_dir)}, not a student.")
+    stats = load_feature_stats(os.path.join(model_dir, STATS_FILE))
+    student = build_student(config, stats)
+    TrainingCheckpoint(model_dir, model=student).restore(require=True, expect_partial=True)
+    return student, config
+
+
+def check_teacher_compatible(config, teacher_config):
+    """The student's audio/feature settings must be the teacher's: names every difference."""
+    mine, theirs = config.audio.to_dict(), teacher_config.audio.to_dict()
+    diffs = [f"audio.{k}: student config {mine[k]!r} vs teacher {theirs[k]!r}"
+             for k in sorted(mine) if mine[k] != theirs[k]]
+    if diffs:
+        raise ValueError(
+            "The student config's audio/feature settings differ from the teacher's (the student "
+            "must be conditioned exactly like its teacher): " + "; ".join(diffs)
+        )
+    hop = math.prod(config.student.upsample_factors)
+    if hop != teacher_config.audio.hop_length:
+        raise ValueError(
+            f"student.upsample_factors multiply to {hop}, but the teacher's hop_length is "
+            f"{teacher_config.audio.hop_length}."
+        )
+
+
+def _published(logs):
+    out = {}
+    for k, v in logs.items():
+        name = k[4:] if k.startswith("val_") else k
+        prefix = "val_" if k.startswith("val_") else "train_"
+        if name == "loss":
+            out[f"{prefix}total_loss"] = v
+        else:
+            out[f"{prefix}{name}_per_sample" if name in ("kl", "cross_entropy", "entropy",
+                                                         "kl_mismatched") else f"{prefix}{name}"] = v
+    return out
+
+
+class FixedBatchEvaluator(keras.callbacks.Callback):
+    """Evaluates every loss term on one fixed batch with fixed noise and fixed draws.
+
+    Training-loss averages are noisy (new windows, noise and draws every step); this gives
+    comparable before/after figures: `kl_per_sample` etc. in `metrics.json`.
+    """
+
+    def __init__(self, distiller, batch, writer, seed=1234):
+        super().__init__()
+        self.distiller = distiller
+        self.batch = batch
+        self.writer = writer
+        self.seed = seed
+
+    def evaluate(self):
+        d = self.distiller
+        inputs = self.batch
+        features = inputs["features"]
+        length = features.shape[1] * d.student.hop_length
+        noise = logistic_noise((features.shape[0], length), self.seed)
+        student_inputs = {"noise": noise, "features": features}
+        if d.student.multi_speaker:
+            student_inputs["speaker_id"] = inputs["speaker_id"]
+        out = d.student(student_inputs)
+        speaker = inputs.get("speaker_id") if d.teacher.multi_speaker else None
+        cond = d.teacher.upsample_conditioning(features)
+        terms = kl_terms(d.teacher, out, cond, d.teacher.global_conditioning(speaker),
+                         d.num_kl_samples, self.seed + 1)
+        figures = {f"{k}_per_sample": float(ops.mean(v)) for k, v in terms.items()}
+        if d.power_weight > 0:
+            figures["power"] = float(d.power_loss(out["audio"], inputs["audio"]))
+        if d.perceptual_weight > 0:
+            p = d.perceptual_loss(out["audio"], inputs["audio"])
+            figures.update({f"perceptual_{k}": float(v) for k, v in p.items()})
+        audio = np.asarray(out["audio"])
+        real = np.asarray(inputs["audio"])
+        figures["student_rms_db"] = float(20 * np.log10(np.sqrt(np.mean(audio ** 2)) + 1e-9))
+        figures["real_rms_db"] = float(20 * np.log10(np.sqrt(np.mean(real ** 2)) + 1e-9))
+        return figures
+
+    def on_epoch_end(self, epoch, logs=None):
+        # Runs after MetricsWriter: merge and rewrite.
+        figures = self.evaluate()
+        self.writer.latest.update(figures)
+        write_json(self.writer.path, self.writer.latest)
+
+
+@dataclasses.dataclass
+class DistillTask:
+    """Distills the teacher in `teacher_dir` into a student trained in `out_dir`.
+
+    `out_dir` receives `config.json` (the audio settings are the teacher's; a config whose
+    audio section differs is an error), `feature_stats.json` (the teacher's statistics),
+    `pwavenet_model.json` (role and teacher path), `checkpoints/` (student + optimizer,
+    resumed on restart), `tensorboard/`, `metrics.json`, and with the perceptual loss on,
+    `phone_classifier.keras`.
+    """
+
+    config: object
+    teacher_dir: str
+    data_dir: str
+    out_dir: str
+    seed: int = 0
+    verbose: int = 1
+    log: object = print
+
+    def run(self, steps=None):
+        if model_dir_role(self.teacher_dir) is None and not os.path.exists(
+                os.path.join(self.teacher_dir, "config.json")):
+            raise CheckpointError(
+                f"No trained teacher in {self.teacher_dir} (config.json and checkpoints missing)."
+            )
+        teacher, teacher_config = load_teacher(self.teacher_dir)
+        cfg = self.config
+        check_teacher_compatible(cfg, teacher_config)
+        dc = cfg.distill
+        if steps is not None:
+            dc = dataclasses.replace(dc, steps=steps)
+        cfg = dataclasses.replace(cfg, distill=dc, teacher=teacher_config.teacher)
+        prepare_model_dir(self.out_dir, cfg, compare_sections=("audio", "student"),
+                          role="student",
+                          extra={"teacher_dir": os.path.abspath(self.teacher_dir)})
+        stats_path = os.path.join(self.out_dir, STATS_FILE)
+        if not os.path.exists(stats_path):
+            shutil.copy(os.path.join(self.teacher_dir, STATS_FILE), stats_path)
+        keras.utils.set_random_seed(self.seed)
+
+        data = load_corpus_data(self.data_dir, cfg.audio, dc.num_validation, self.seed,
+                                self.out_dir)
+        multi = cfg.audio.num_speakers > 1
+        if dc.contrastive_weight > 0 and dc.batch_size < 2:
+            raise ValueError("The contrastive loss needs distill.batch_size >= 2.")
+        train_ds = data.dataset("train", dc.window_samples, dc.batch_size, self.seed, multi)
+
+        student = build_student(cfg, data.stats)
+        power = PowerLoss(fft_sizes=dc.power_fft_sizes) if dc.power_weight > 0 else None
+        perceptual = self._perceptual_loss(cfg, data) if dc.perceptual_weight > 0 else None
+        distiller = Distiller(
+            student, teacher, num_kl_samples=dc.num_kl_samples, kl_weight=dc.kl_weight,
+            power_weight=dc.power_weight, perceptual_weight=dc.perceptual_weight,
+            contrastive_weight=dc.contrastive_weight, contrastive_gamma=dc.contrastive_gamma,
+            power_loss=power, perceptual_loss=perceptual, seed=self.seed,
+        )
+        optimizer = keras.optimizers.Adam(dc.learning_rate, clipnorm=dc.clip_norm)
+        distiller.compile(optimizer=optimizer)
+        optimizer.build(student.trainable_variables)
+        self.log(f"student: {student.count_params():,} parameters, {len(student.flows)} flows "
+                 f"{list(cfg.student.flow_layers)}; teacher frozen "
+                 f"({teacher.count_params():,} parameters)")
+
+        ckpt = TrainingCheckpoint(self.out_dir, max_to_keep=dc.keep_checkpoints, model=student,
+                                  optimizer=optimizer)
+        restored = ckpt.restore()
+        step = int(optimizer.iterations.numpy())
+        if restored:
+            self.log(f"resumed from {restored} at step {step}")
+
+        eval_split = "valid" if data.examples("valid") else "train"
+        eval_batch = next(iter(data.dataset(eval_split, dc.window_samples, dc.batch_size,
+                                            self.seed + 7, multi, shuffle=False)))[0]
+        metrics_path = os.path.join(self.out_dir, METRICS_FILE)
+        previous = {}
+        if restored and os.path.exists(metrics_path):
+            with open(metrics_path) as f:
+                previous = json.load(f)
+        writer = cb.MetricsWriter(metrics_path, _published, extra={
+            "num_parameters": int(student.count_params()),
+            "receptive_field": int(student.receptive_field),
+            "config": cfg.name,
+            "eval_split": eval_split,
+        })
+        evaluator = FixedBatchEvaluator(distiller, eval_batch, writer)
+        initial = previous.get("initial_kl_per_sample")
+        if initial is None:
+            initial = evaluator.evaluate()["kl_per_sample"]
+        writer.extra["initial_kl_per_sample"] = initial
+        self.log(f"initial KL per sample on the evaluation batch: {initial:.4f} nats")
+
+        per_epoch = min(dc.checkpoint_every, dc.steps)
+        epochs = math.ceil(dc.steps / per_epoch)
+        initial_epoch = step // per_epoch
+        callbacks = [
+            cb.NaNGuard(),
+            cb.CheckpointCallback(ckpt),
+            writer,
+            evaluator,
+            keras.callbacks.TensorBoard(os.path.join(self.out_dir, "tensorboard")),
+            cb.TensorBoardMedia(os.path.join(self.out_dir, "tensorboard", "media"),
+                                lambda: {"student": ("audio", distiller(eval_batch)["audio"]),
+                                         "real": ("audio", eval_batch["audio"])},
+                                cfg.audio.sample_rate, every=epochs),
+        ]
+        if initial_epoch >= epochs:
+            self.log(f"already trained for {step} >= {dc.steps} steps; nothing to do")
+            metrics = dict(previous)
+        else:
+            distiller.fit(train_ds, epochs=epochs, initial_epoch=initial_epoch,
+                          steps_per_epoch=per_epoch, callbacks=callbacks, verbose=self.verbose)
+            metrics = writer.latest
+        self.student, self.teacher, self.distiller = student, teacher, distiller
+        return metrics
+
+    def _perceptual_loss(self, cfg, data):
+        from pwavenet_tf.losses.perceptual_loss import PerceptualLoss
+        from pwavenet_tf.training.pseudo_phones import (
+            build_pseudo_phone_labels,
+            train_phone_classifier,
+        )
+
+        dc = cfg.distill
+        path = os.path.join(self.out_dir, CLASSIFIER_FILE)
+        if os.path.exists(path):
+            classifier = keras.saving.load_model(path)
+        else:
+            examples = data.examples("train")
+            labels, _ = build_pseudo_phone_labels([(a, f) for _, a, f in examples], seed=self.seed)
+            classifier, m = train_phone_classifier(
+                [(a, lab) for (_, a, _), lab in zip(examples, labels)],
+                num_classes=int(max(int(np.max(lab)) for lab in labels) + 1),
+                hop_length=cfg.audio.hop_length, seed=self.seed,
+            )
+            classifier.save(path)
+            self.log(f"phone classifier on k-means pseudo-phones: train accuracy "
+                     f"{m['train_accuracy']:.3f} (chance {m['chance_accuracy']:.3f})")
+        return PerceptualLoss(classifier, style_weight=dc.perceptual_style_weight,
+                              feature_weight=dc.perceptual_feature_weight)
+
+
+def read_teacher_dir(student_dir):
+    return read_model_dir_info(student_dir).get("teacher_dir")
