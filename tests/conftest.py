@@ -31,3 +31,18 @@ def trained_teacher_dir(tmp_path_factory, data_dir, tiny_config):
     )
     assert os.path.exists(os.path.join(out, "metrics.json"))
     return out
+
+
+STUDENT_STEPS = 150
+
+
+@pytest.fixture(scope="session")
+def distilled(tmp_path_factory, trained_teacher_dir, data_dir, tiny_config):
+    """(student_dir, metrics, task): the tiny student distilled for STUDENT_STEPS steps."""
+    from pwavenet_tf.training.distill_task import DistillTask
+
+    out = str(tmp_path_factory.mktemp("student"))
+    task = DistillTask(tiny_config, trained_teacher_dir, data_dir, out, seed=0, verbose=0,
+                       log=lambda *_: None)
+    metrics = task.run(steps=STUDENT_STEPS)
+    return out, metrics, task

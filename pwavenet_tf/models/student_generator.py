@@ -4,6 +4,8 @@ import math
 
 import tensorflow as tf
 
+from pwavenet_tf.models.feature_checks import validate_features
+
 # Uniforms are drawn in [EPS, 1 - EPS] so that the logistic noise stays finite (|z| < 14).
 EPS = 1e-6
 
@@ -81,12 +83,7 @@ class StudentGenerator:
             jit_compile: run the pass(es) compiled with XLA.
         """
         student = self.student
-        features = tf.convert_to_tensor(features, tf.float32)
-        if features.shape.rank != 3 or features.shape[-1] != student.conditioning_dim:
-            raise ValueError(
-                f"`features` must be [batch, frames, {student.conditioning_dim}]. "
-                f"Received: features.shape={features.shape}"
-            )
+        features = validate_features(features, student.conditioning_dim)
         batch, frames = features.shape[0], features.shape[1]
         if student.multi_speaker:
             if speaker_id is None:

@@ -5,6 +5,8 @@ import sys
 import tensorflow as tf
 from keras import ops
 
+from pwavenet_tf.models.feature_checks import validate_features
+
 CACHED = "cached"
 NAIVE = "naive"
 METHODS = (CACHED, NAIVE)
@@ -49,12 +51,7 @@ class TeacherGenerator:
         """Generates `[batch, frames * hop]` float32 audio in [-1, 1] from `features`."""
         if method not in METHODS:
             raise ValueError(f"`method` must be one of {METHODS}. Received: method={method!r}")
-        features = tf.convert_to_tensor(features, tf.float32)
-        if features.shape.rank != 3 or features.shape[-1] != self.teacher.conditioning_dim:
-            raise ValueError(
-                "`features` must be [batch, frames, "
-                f"{self.teacher.conditioning_dim}]. Received: shape={features.shape}"
-            )
+        features = validate_features(features, self.teacher.conditioning_dim)
         if self.teacher.multi_speaker:
             if speaker_id is None:
                 raise ValueError("This teacher is multi-speaker: pass `speaker_id`.")

@@ -81,7 +81,8 @@ def mfcc_frames(log_mel: Any, num_coeffs: int = 13) -> np.ndarray:
     if x.ndim < 1 or x.shape[-1] < 1:
         raise ValueError(f"`log_mel` must be [..., n_mels]. Received: shape={x.shape}")
     n_mels = x.shape[-1]
-    if isinstance(num_coeffs, bool) or not isinstance(num_coeffs, int) or not 1 <= num_coeffs <= n_mels:
+    if (isinstance(num_coeffs, bool) or not isinstance(num_coeffs, int)
+            or not 1 <= num_coeffs <= n_mels):
         raise ValueError(
             f"`num_coeffs` must be an integer in [1, n_mels={n_mels}]. "
             f"Received: num_coeffs={num_coeffs!r}"
@@ -176,14 +177,18 @@ def kmeans(features: Any, num_clusters: int, seed: int = 0, iterations: int = 25
     """
     x = _check_features(features)
     if isinstance(num_clusters, bool) or not isinstance(num_clusters, int) or num_clusters < 1:
-        raise ValueError(f"`num_clusters` must be an integer >= 1. Received: num_clusters={num_clusters!r}")
+        raise ValueError(
+            f"`num_clusters` must be an integer >= 1. Received: num_clusters={num_clusters!r}"
+        )
     if x.shape[0] < num_clusters:
         raise ValueError(
             f"k-means needs at least `num_clusters` points. Received: {x.shape[0]} points, "
             f"num_clusters={num_clusters}"
         )
     if isinstance(iterations, bool) or not isinstance(iterations, int) or iterations < 1:
-        raise ValueError(f"`iterations` must be an integer >= 1. Received: iterations={iterations!r}")
+        raise ValueError(
+            f"`iterations` must be an integer >= 1. Received: iterations={iterations!r}"
+        )
     mean = x.mean(axis=0)
     std = x.std(axis=0)
     std = np.where(std > 1e-8, std, 1.0)
@@ -402,8 +407,11 @@ def read_alignment(
     path = os.fspath(path)
     for name, value in (("num_frames", num_frames), ("sample_rate", sample_rate),
                         ("hop_length", hop_length)):
-        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < (0 if name == "num_frames" else 1):
-            raise ValueError(f"`{name}` must be a positive integer. Received: {name}={value!r}")
+        minimum = 0 if name == "num_frames" else 1
+        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
+            raise ValueError(
+                f"`{name}` must be an integer >= {minimum}. Received: {name}={value!r}"
+            )
     segments = _parse_alignment(path)
     phone_map = dict(phone_map or {})
     for _, _, phone in segments:
@@ -447,7 +455,9 @@ def read_label_map(path: str) -> dict:
         with open(path, encoding="utf-8") as f:
             data = json.load(f)
         if not isinstance(data, dict):
-            raise ValueError(f"A JSON label map must be an object {{phone: id}}. Received: {path!r}")
+            raise ValueError(
+                f"A JSON label map must be an object {{phone: id}}. Received: {path!r}"
+            )
         items = list(data.items())
     else:
         items = []
@@ -507,11 +517,14 @@ def _check_examples(examples, num_classes, hop_length):
                 f"labels.shape={labels.shape}"
             )
         if labels.dtype.kind not in "ui":
-            raise ValueError(f"Example {i}: labels must be integers. Received: dtype={labels.dtype}")
+            raise ValueError(
+                f"Example {i}: labels must be integers. Received: dtype={labels.dtype}"
+            )
         if audio.shape[0] // hop_length != labels.shape[0]:
             raise ValueError(
-                f"Example {i}: audio of {audio.shape[0]} samples has {audio.shape[0] // hop_length} "
-                f"frames of hop_length={hop_length}, but {labels.shape[0]} labels were given."
+                f"Example {i}: audio of {audio.shape[0]} samples has "
+                f"{audio.shape[0] // hop_length} frames of hop_length={hop_length}, but "
+                f"{labels.shape[0]} labels were given."
             )
         if labels.size and (labels.min() < 0 or labels.max() >= num_classes):
             raise ValueError(
