@@ -59,8 +59,23 @@ def load_feature_array(path, audio_config):
     return feats.astype("float32")
 
 
-def load_model(model_dir):
-    """Loads a trained teacher or student directory: returns `(role, model, config)`."""
+def load_model(model_dir=None, role=None):
+    """Loads a model: returns `(role, model, config)`.
+
+    `model_dir` is a teacher or student training directory, a preset folder, or a bundled
+    preset name; None means the bundled default preset. For presets, `role` picks
+    "student" (default) or "teacher".
+    """
+    from pwavenet_tf import presets
+
+    if model_dir is None:
+        model_dir = presets.DEFAULT_PRESET
+    if presets.is_preset_dir(model_dir) or (
+            not os.path.exists(model_dir) and model_dir in presets.list_presets()):
+        preset = presets.from_preset(model_dir)
+        role = role or "student"
+        model = preset.teacher() if role == "teacher" else preset.student()
+        return role, model, preset.config
     role = model_dir_role(model_dir)
     if role == "teacher":
         from pwavenet_tf.training.teacher_task import load_teacher

@@ -1,0 +1,145 @@
+"""Presets: a config, feature statistics, trained weights and metadata, loadable in one call.
+
+A preset is a folder (KerasHub style):
+
+    config.json          the full pwavenet config (audio, teacher, student, ...)
+    feature_stats.json   the normalisation statistics of the training data
+    teacher.weights.h5   WaveNetTeacher weights   (optional)
+    student.weights.h5   IAFStudent weights       (optional)
+    metadata.json        name, description, training steps, data and measured figures
+
+Bundled presets live in `pwavenet_tf/presets/<name>/`; any folder with that layout works
+too. `from_preset("ljspeech_mini")` returns a `Preset` whose `teacher()` and `student()`
+build the models and load their weights.
+"""
+
+import dataclasses
+import json
+import os
+
+from pwavenet_tf.audio.feature_stats import load_feature_stats, save_feature_stats
+from pwavenet_tf.config import Config, save_config
+
+PRESETS_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "presets")
+DEFAULT_PRESET = "ljspeech_mini"
+CONFIG_FILE = "config.json"
+STATS_FILE = "feature_stats.json"
+METADATA_FILE = "metadata.json"
+TEACHER_WEIGHTS = "teacher.weights.h5"
+STUDENT_WEIGHTS = "student.weights.h5"
+
+
+class PresetError(ValueError):
+    """A preset name or folder is unknown or incomplete."""
+
+
+def list_presets():
+    """Names of the presets bundled with the package."""
+    if not os.path.isdir(PRESETS_DIR):
+        return []
+    return sorted(d for d in os.listdir(PRESETS_DIR) if is_preset_dir(os.path.join(PRESETS_DIR, d)))
+
+
+def is_preset_dir(path):
+    return os.path.isfile(os.path.join(path, METADATA_FILE)) and os.path.isfile(
+        os.path.join(path, CONFIG_FILE))
+
+
+def preset_path(name_or_path):
+    """Resolves a bundled preset name or a preset folder path."""
+    if is_preset_dir(name_or_path):
+        return os.path.abspath(name_or_path)
+    bundled = os.path.join(PRESETS_DIR, name_or_path)
+    if is_preset_dir(bundled):
+        return bundled
+    raise PresetError(
+        f"Unknown preset {name_or_path!r}: neither a bundled preset ({', '.join(list_presets()) or 'none'}) "
+        f"nor a folder holding {METADATA_FILE} and {CONFIG_FILE}."
+    )
+
+
+@dataclasses.dataclass
+class Preset:
+    """A loaded preset: its config, statistics and metadata; models are built on demand."""
+
+    path: str
+    config: Config
+    stats: dict
+    metadata: dict
+
+    @property
+    def name(self):
+        return self.metadata.get("name", os.path.basename(self.path))
+
+    def has(self, role):
+        return os.path.isfile(os.path.join(self.path, _weights_file(role)))
+
+    def teacher(self):
+        from pwavenet_tf.training.teacher_task import build_teacher
+
+        return self._load("teacher", build_teacher(self.config, self.stats))
+
+    def student(self):
+        from pwavenet_tf.training.distill_task import build_student
+
+        return self._load("student", build_student(self.config, self.stats))
+
+    def _load(self, role, model):
+        path = os.path.join(self.path, _weights_file(role))
+        if not os.path.isfile(path):
+            raise PresetError(f"Preset {self.name!r} has no {role} weights ({path}).")
+        model.load_weights(path)
+        return model
+
+
+def _weights_file(role):
+    if role not in ("teacher", "student"):
+        raise PresetError(f"role must be 'teacher' or 'student'. Received: {role!r}")
+    return TEACHER_WEIGHTS if role == "teacher" else STUDENT_WEIGHTS
+
+
+def from_preset(name_or_path=DEFAULT_PRESET):
+    """Loads a preset by bundled name or folder: `from_preset("ljspeech_mini").student()`."""
+    path = preset_path(name_or_path)
+    with open(os.path.join(path, CONFIG_FILE)) as f:
+        config = Config.from_dict(json.load(f))
+    with open(os.path.join(path, METADATA_FILE)) as f:
+        metadata = json.load(f)
+    stats = load_feature_stats(os.path.join(path, STATS_FILE),
+                               expected_dim=config.audio.conditioning_dim)
+    return Preset(path, config, stats, metadata)
+
+
+def save_preset(out_dir, config, stats, metadata, teacher=None, student=None):
+    """Writes a preset folder from in-memory models."""
+    os.makedirs(out_dir, exist_ok=True)
+    save_config(config, os.path.join(out_dir, CONFIG_FILE))
+    save_feature_stats(stats, os.path.join(out_dir, STATS_FILE))
+    if teacher is not None:
+        teacher.save_weights(os.path.join(out_dir, TEACHER_WEIGHTS))
+    if student is not None:
+        student.save_weights(os.path.join(out_dir, STUDENT_WEIGHTS))
+    with open(os.path.join(out_dir, METADATA_FILE), "w") as f:
+        json.dump(metadata, f, indent=2)
+        f.write("\n")
+    return out_dir
+
+
+def preset_from_runs(teacher_dir, student_dir, out_dir, metadata):
+    """Builds a preset from a teacher and a student training directory.
+
+    `metadata` is completed with both runs' `metrics.json` (steps, bits per sample, KL).
+    """
+    from pwavenet_tf.training.distill_task import load_student
+    from pwavenet_tf.training.teacher_task import load_teacher
+
+    teacher, _ = load_teacher(teacher_dir)
+    student, config = load_student(student_dir)
+    stats = load_feature_stats(os.path.join(student_dir, STATS_FILE))
+    metadata = dict(metadata)
+    for role, d in (("teacher", teacher_dir), ("student", student_dir)):
+        path = os.path.join(d, "metrics.json")
+        if os.path.exists(path):
+            with open(path) as f:
+                metadata[f"{role}_training"] = json.load(f)
+    return save_preset(out_dir, config, stats, metadata, teacher=teacher, student=student)
