@@ -9,7 +9,7 @@ setup(
     python_requires=">=3.11,<3.12",
     packages=find_packages(include=["pwavenet_tf", "pwavenet_tf.*"]),
     include_package_data=True,
-    package_data={"pwavenet_tf": ["presets/*/*", "presets/*/*/*", "resources/*", "resources/*/*"]},
+    package_data={"pwavenet_tf": ["presets/*/*", "resources/*/*"]},
     install_requires=[
         # Pinned because they must agree: tensorflow-io 0.37.1's compiled ops load only on
         # TF 2.16/2.17, and TFP 0.24 is the release built against TF 2.17.

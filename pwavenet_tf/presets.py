@@ -33,6 +33,14 @@ class PresetError(ValueError):
     """A preset name or folder is unknown or incomplete."""
 
 
+CLIPS_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "resources", "clips")
+
+
+def bundled_clips():
+    """Paths of the example clips shipped with the package."""
+    return sorted(os.path.join(CLIPS_DIR, f) for f in os.listdir(CLIPS_DIR) if f.endswith(".wav"))
+
+
 def list_presets():
     """Names of the presets bundled with the package."""
     if not os.path.isdir(PRESETS_DIR):
