@@ -26,6 +26,8 @@ class ResidualBlock(keras.layers.Layer):
         skip_channels: channels of the skip output, 0 for none.
         kernel_size: taps of the dilated causal convolution.
         dilation_rate: dilation of that convolution.
+        use_residual: False skips the residual projection (the residual output is then the
+            input unchanged): for the teacher's last block, whose residual is never used.
     """
 
     def __init__(
@@ -35,6 +37,7 @@ class ResidualBlock(keras.layers.Layer):
         skip_channels,
         kernel_size=3,
         dilation_rate=1,
+        use_residual=True,
         **kwargs,
     ):
         super().__init__(**kwargs)
@@ -47,14 +50,20 @@ class ResidualBlock(keras.layers.Layer):
         self.skip_channels = skip_channels
         self.kernel_size = kernel_size
         self.dilation_rate = dilation_rate
+        self.use_residual = use_residual
+        if not use_residual and not skip_channels:
+            raise ValueError("A block needs a residual or a skip output (use_residual=False "
+                             "requires skip_channels > 0).")
         self.conv = CausalConv1D(gate_channels, kernel_size, dilation_rate, name="dilated_conv",
                                  dtype=self.dtype_policy)
         self.conditioning_proj = keras.layers.Dense(gate_channels, use_bias=False,
                                                     name="conditioning_proj",
                                                     dtype=self.dtype_policy)
         self.global_proj = None
-        self.residual_proj = keras.layers.Dense(residual_channels, name="residual_proj",
-                                                dtype=self.dtype_policy)
+        self.residual_proj = None
+        if use_residual:
+            self.residual_proj = keras.layers.Dense(residual_channels, name="residual_proj",
+                                                    dtype=self.dtype_policy)
         self.skip_proj = None
         if skip_channels:
             self.skip_proj = keras.layers.Dense(skip_channels, name="skip_proj",
@@ -73,7 +82,8 @@ class ResidualBlock(keras.layers.Layer):
                                                   name="global_proj", dtype=self.dtype_policy)
             self.global_proj.build(global_conditioning_shape)
         gated_shape = tuple(x_shape[:-1]) + (self.gate_channels // 2,)
-        self.residual_proj.build(gated_shape)
+        if self.residual_proj is not None:
+            self.residual_proj.build(gated_shape)
         if self.skip_proj is not None:
             self.skip_proj.build(gated_shape)
 
@@ -88,7 +98,9 @@ class ResidualBlock(keras.layers.Layer):
         return ops.tanh(a) * ops.sigmoid(b)
 
     def _outputs(self, x, z):
-        residual = (x + self.residual_proj(z)) * math.sqrt(0.5)
+        residual = x
+        if self.residual_proj is not None:
+            residual = (x + self.residual_proj(z)) * math.sqrt(0.5)
         if self.skip_proj is None:
             return residual
         return residual, self.skip_proj(z)
@@ -120,6 +132,7 @@ class ResidualBlock(keras.layers.Layer):
                 "skip_channels": self.skip_channels,
                 "kernel_size": self.kernel_size,
                 "dilation_rate": self.dilation_rate,
+                "use_residual": self.use_residual,
             }
         )
         return config

@@ -48,3 +48,13 @@ def test_bad_arguments():
         ResidualBlock(8, 5, 4)
     with pytest.raises(ValueError, match="residual_channels"):
         ResidualBlock(4, 6, 4)(X, C)
+
+
+def test_skip_only_block_passes_the_input_through():
+    block = ResidualBlock(**ARGS, use_residual=False)
+    res, skip = block(X, C, G)
+    np.testing.assert_array_equal(ops.convert_to_numpy(res), X)
+    assert tuple(skip.shape) == (2, 20, 4)
+    assert not any("residual_proj" in w.path for w in block.weights)
+    with pytest.raises(ValueError, match="residual or a skip"):
+        ResidualBlock(8, 6, 0, use_residual=False)

@@ -113,7 +113,7 @@ class WaveNetTeacher(keras.Model):
         self.input_proj = CausalConv1D(residual_channels, 1, name="input_proj", dtype=dtype)
         self.blocks = [
             ResidualBlock(residual_channels, gate_channels, skip_channels, filter_size, d,
-                          name=f"block_{i}", dtype=dtype)
+                          use_residual=i < num_layers - 1, name=f"block_{i}", dtype=dtype)
             for i, d in enumerate(dilations)
         ]
         self.head_hidden = keras.layers.Dense(skip_channels, name="head_hidden", dtype=dtype)
