@@ -238,6 +238,11 @@ class DistillConfig(_Section):
     kl_weight: float = 1.0
     power_weight: float = 1.0
     power_fft_sizes: tuple[int, ...] = (2048, 512, 128)
+    # None: the paper's linear power. A floor (e.g. 1e-8): compare log power spectra, which
+    # is scale-free and keeps pushing a quiet student up however quiet it gets.
+    power_log_floor: Optional[float] = None
+    spectral_weight: float = 0.0
+    spectral_fft_sizes: tuple[int, ...] = (1024, 512, 256, 128)
     perceptual_weight: float = 0.0
     perceptual_style_weight: float = 1.0
     perceptual_feature_weight: float = 0.0
@@ -252,11 +257,15 @@ class DistillConfig(_Section):
             _check(getattr(self, k) > 0, s, k, getattr(self, k), "must be positive")
         _check(self.learning_rate > 0, s, "learning_rate", self.learning_rate, "must be > 0")
         _check(self.clip_norm > 0, s, "clip_norm", self.clip_norm, "must be > 0")
-        for k in ("kl_weight", "power_weight", "perceptual_weight", "perceptual_style_weight",
+        for k in ("kl_weight", "power_weight", "spectral_weight", "perceptual_weight", "perceptual_style_weight",
                   "perceptual_feature_weight", "contrastive_weight", "contrastive_gamma"):
             _check(getattr(self, k) >= 0, s, k, getattr(self, k), "must be >= 0")
         _check(len(self.power_fft_sizes) > 0 and all(n >= 16 for n in self.power_fft_sizes), s,
                "power_fft_sizes", self.power_fft_sizes, "must be a list of sizes >= 16")
+        plf = self.power_log_floor
+        _check(plf is None or plf > 0, s, "power_log_floor", plf, "must be > 0 or null")
+        _check(len(self.spectral_fft_sizes) > 0 and all(n >= 16 for n in self.spectral_fft_sizes),
+               s, "spectral_fft_sizes", self.spectral_fft_sizes, "must be a list of sizes >= 16")
 
 
 _SECTIONS = {

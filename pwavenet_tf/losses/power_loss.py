@@ -41,7 +41,7 @@ from typing import Any, Sequence
 import keras
 from keras import ops
 
-__all__ = ["PowerLoss", "average_power_spectrum"]
+__all__ = ["PowerLoss", "average_power_spectrum", "power_spectrogram"]
 
 
 def _check_fft_size(fft_size: Any) -> int:
@@ -69,13 +69,22 @@ def average_power_spectrum(audio: Any, fft_size: int, hop: int) -> Any:
     fft_size = _check_fft_size(fft_size)
     if isinstance(hop, bool) or not isinstance(hop, int) or hop < 1:
         raise ValueError(f"`hop` must be an integer >= 1. Received: hop={hop!r}")
+    return ops.mean(power_spectrogram(audio, fft_size, hop), axis=1)
+
+
+def power_spectrogram(audio: Any, fft_size: int, hop: int) -> Any:
+    """Per-frame power spectral density `[batch, frames, fft_size // 2 + 1]`.
+
+    `|STFT|^2 / sum(w^2)`, periodic Hann window, frames that fit entirely (audio shorter
+    than `fft_size` is zero-padded at the end to one frame).
+    """
+    fft_size = _check_fft_size(fft_size)
     audio = _as_audio(audio, "audio")
     pad = ops.maximum(fft_size - ops.shape(audio)[1], 0)
     audio = ops.pad(audio, [[0, 0], [0, pad]])
     real, imag = ops.stft(audio, fft_size, hop, fft_size, window="hann", center=False)
-    power = ops.mean(ops.square(real) + ops.square(imag), axis=1)
     # sum of the squared periodic Hann window of length N is 3N/8 exactly.
-    return power / (3.0 * fft_size / 8.0)
+    return (ops.square(real) + ops.square(imag)) / (3.0 * fft_size / 8.0)
 
 
 @keras.saving.register_keras_serializable(package="pwavenet_tf")

@@ -5,8 +5,6 @@ from keras import ops
 
 from pwavenet_tf.losses.kl_divergence import kl_terms, logistic_noise
 
-TERMS = ("kl", "cross_entropy", "entropy", "power", "perceptual", "perceptual_style",
-         "perceptual_feature", "contrastive", "kl_mismatched")
 
 
 class Distiller(keras.Model):
@@ -20,6 +18,8 @@ class Distiller(keras.Model):
       timestep and ONE teacher pass (`pwavenet_tf.losses.kl_divergence.kl_terms`);
     - `power_weight * PowerLoss(x, y)`: STFT power of the student's sample x against the
       real audio y for the same conditioning (stops the student from whispering);
+    - `spectral_weight * MultiResolutionSTFTLoss(x, y)`: frame-level spectral match (not in
+      the paper; off by default; speeds up small-budget distillation);
     - `perceptual_weight * PerceptualLoss(x, y)`: Gram-matrix style (and optionally
       feature) distance of a phone classifier's features;
     - `contrastive_weight * (KL(c1) - gamma * KL(c2))`, c2 the conditioning of another
@@ -33,10 +33,11 @@ class Distiller(keras.Model):
         student: an `IAFStudent`.
         teacher: a trained `WaveNetTeacher` (frozen here).
         num_kl_samples: Monte Carlo draws per timestep for the cross-entropy.
-        kl_weight, power_weight, perceptual_weight, contrastive_weight: term weights
-            (0 switches a term off).
+        kl_weight, power_weight, spectral_weight, perceptual_weight, contrastive_weight:
+            term weights (0 switches a term off).
         contrastive_gamma: gamma of the contrastive term.
         power_loss: a `PowerLoss` (required when power_weight > 0).
+        spectral_loss: a `MultiResolutionSTFTLoss` (required when spectral_weight > 0).
         perceptual_loss: a `PerceptualLoss` (required when perceptual_weight > 0).
         seed: seed of the noise and Monte Carlo draws.
     """
@@ -48,10 +49,12 @@ class Distiller(keras.Model):
         num_kl_samples=32,
         kl_weight=1.0,
         power_weight=0.0,
+        spectral_weight=0.0,
         perceptual_weight=0.0,
         contrastive_weight=0.0,
         contrastive_gamma=0.3,
         power_loss=None,
+        spectral_loss=None,
         perceptual_loss=None,
         seed=0,
         **kwargs,
@@ -61,6 +64,8 @@ class Distiller(keras.Model):
             raise ValueError(f"`num_kl_samples` must be >= 1. Received: {num_kl_samples}")
         if power_weight > 0 and power_loss is None:
             raise ValueError("power_weight > 0 needs a `power_loss`.")
+        if spectral_weight > 0 and spectral_loss is None:
+            raise ValueError("spectral_weight > 0 needs a `spectral_loss`.")
         if perceptual_weight > 0 and perceptual_loss is None:
             raise ValueError("perceptual_weight > 0 needs a `perceptual_loss`.")
         if student.conditioning_dim != teacher.conditioning_dim:
@@ -82,10 +87,12 @@ class Distiller(keras.Model):
         self.num_kl_samples = num_kl_samples
         self.kl_weight = kl_weight
         self.power_weight = power_weight
+        self.spectral_weight = spectral_weight
         self.perceptual_weight = perceptual_weight
         self.contrastive_weight = contrastive_weight
         self.contrastive_gamma = contrastive_gamma
         self.power_loss = power_loss
+        self.spectral_loss = spectral_loss
         self.perceptual_loss = perceptual_loss
         if perceptual_loss is not None:
             perceptual_loss.classifier.trainable = False
@@ -97,6 +104,8 @@ class Distiller(keras.Model):
         terms = ["kl", "cross_entropy", "entropy"]
         if self.power_weight > 0:
             terms.append("power")
+        if self.spectral_weight > 0:
+            terms.append("spectral")
         if self.perceptual_weight > 0:
             terms += ["perceptual", "perceptual_style", "perceptual_feature"]
         if self.contrastive_weight > 0:
@@ -131,6 +140,8 @@ class Distiller(keras.Model):
         real = inputs["audio"]
         if self.power_weight > 0:
             terms["power"] = self.power_loss(student_out["audio"], real)
+        if self.spectral_weight > 0:
+            terms["spectral"] = self.spectral_loss(student_out["audio"], real)
         if self.perceptual_weight > 0:
             p = self.perceptual_loss(student_out["audio"], real)
             terms["perceptual"] = p["total"]
@@ -150,6 +161,8 @@ class Distiller(keras.Model):
         loss = self.kl_weight * terms["kl"]
         if self.power_weight > 0:
             loss = loss + self.power_weight * terms["power"]
+        if self.spectral_weight > 0:
+            loss = loss + self.spectral_weight * terms["spectral"]
         if self.perceptual_weight > 0:
             loss = loss + self.perceptual_weight * terms["perceptual"]
         if self.contrastive_weight > 0:

@@ -13,6 +13,7 @@ from keras import ops
 from pwavenet_tf.audio.feature_stats import load_feature_stats
 from pwavenet_tf.losses.kl_divergence import kl_terms, logistic_noise
 from pwavenet_tf.losses.power_loss import PowerLoss
+from pwavenet_tf.losses.spectral_loss import MultiResolutionSTFTLoss
 from pwavenet_tf.models.distiller import Distiller
 from pwavenet_tf.models.iaf_student import IAFStudent
 from pwavenet_tf.training import callbacks as cb
@@ -113,6 +114,8 @@ class FixedBatchEvaluator(keras.callbacks.Callback):
         figures = {f"{k}_per_sample": float(ops.mean(v)) for k, v in terms.items()}
         if d.power_weight > 0:
             figures["power"] = float(d.power_loss(out["audio"], inputs["audio"]))
+        if d.spectral_weight > 0:
+            figures["spectral"] = float(d.spectral_loss(out["audio"], inputs["audio"]))
         if d.perceptual_weight > 0:
             p = d.perceptual_loss(out["audio"], inputs["audio"])
             figures.update({f"perceptual_{k}": float(v) for k, v in p.items()})
@@ -177,13 +180,18 @@ class DistillTask:
         train_ds = data.dataset("train", dc.window_samples, dc.batch_size, self.seed, multi)
 
         student = build_student(cfg, data.stats)
-        power = PowerLoss(fft_sizes=dc.power_fft_sizes) if dc.power_weight > 0 else None
+        power = (PowerLoss(fft_sizes=dc.power_fft_sizes, log_floor=dc.power_log_floor)
+                 if dc.power_weight > 0 else None)
+        spectral = (MultiResolutionSTFTLoss(dc.spectral_fft_sizes) if dc.spectral_weight > 0
+                    else None)
         perceptual = self._perceptual_loss(cfg, data) if dc.perceptual_weight > 0 else None
         distiller = Distiller(
             student, teacher, num_kl_samples=dc.num_kl_samples, kl_weight=dc.kl_weight,
-            power_weight=dc.power_weight, perceptual_weight=dc.perceptual_weight,
+            power_weight=dc.power_weight, spectral_weight=dc.spectral_weight,
+            perceptual_weight=dc.perceptual_weight,
             contrastive_weight=dc.contrastive_weight, contrastive_gamma=dc.contrastive_gamma,
-            power_loss=power, perceptual_loss=perceptual, seed=self.seed,
+            power_loss=power, spectral_loss=spectral, perceptual_loss=perceptual,
+            seed=self.seed,
         )
         optimizer = keras.optimizers.Adam(dc.learning_rate, clipnorm=dc.clip_norm)
         distiller.compile(optimizer=optimizer)
