@@ -53,26 +53,51 @@ def check_same_config(model_dir, config, sections):
         )
 
 
-class TrainingCheckpoint:
-    """`tf.train.CheckpointManager` over a model and its optimizer in `model_dir/checkpoints`.
+def model_variables_by_path(model):
+    """`{path: variable}` of every weight of `model`, keyed so checkpoints match by name.
 
-    `restore()` loads the newest checkpoint (the optimizer's `iterations` is the step
-    counter, so training continues where it stopped). `save(step)` refuses to write
-    weights that are not finite.
+    Keras 3 layers kept in Python lists (the WaveNet blocks, the IAF flows) are not
+    reachable through TensorFlow's object graph, so a `tf.train.Checkpoint(model=model)`
+    would silently skip them. Saving the variables under their unique Keras paths makes
+    the checkpoint complete, and a restore into a model of another shape fails loudly.
+    """
+    out = {}
+    for v in model.weights:
+        key = v.path.replace("/", ".")
+        if key in out:
+            raise CheckpointError(f"Two weights share the path {v.path}; cannot checkpoint.")
+        out[key] = v
+    return out
+
+
+class TrainingCheckpoint:
+    """`tf.train.CheckpointManager` over a model's weights and its optimizer.
+
+    The model's variables are saved by path (`model_variables_by_path`); the optimizer
+    (with its `iterations`, the step counter) as a whole. `restore()` loads the newest
+    checkpoint and checks that every model weight was found with the right shape;
+    `save(step)` refuses to write weights that are not finite.
     """
 
-    def __init__(self, model_dir, max_to_keep=3, **trackables):
+    def __init__(self, model_dir, max_to_keep=3, model=None, optimizer=None):
         self.directory = os.path.join(model_dir, CHECKPOINT_DIR)
+        trackables = {}
+        if model is not None:
+            trackables["model_weights"] = tf.train.Checkpoint(**model_variables_by_path(model))
+        if optimizer is not None:
+            trackables["optimizer"] = optimizer
         self.checkpoint = tf.train.Checkpoint(**trackables)
         self.manager = tf.train.CheckpointManager(self.checkpoint, self.directory,
                                                   max_to_keep=max_to_keep)
-        self.model = trackables.get("model")
+        self.model = model
+        self.has_optimizer = optimizer is not None
 
     @property
     def latest(self):
         return self.manager.latest_checkpoint
 
-    def restore(self, require=False, expect_partial=False):
+    def restore(self, require=False):
+        """Restores the newest checkpoint; returns its path (None when there is none)."""
         path = self.latest
         if path is None:
             if require:
@@ -80,14 +105,14 @@ class TrainingCheckpoint:
             return None
         try:
             status = self.checkpoint.restore(path)
-            if expect_partial:
-                status.expect_partial()
-            else:
-                status.assert_existing_objects_matched()
+            # Every weight of the model (and the optimizer, when given) must be present.
+            status.assert_existing_objects_matched()
+            if not self.has_optimizer:
+                status.expect_partial()  # loading for inference: optimizer slots unused
         except (AssertionError, ValueError, tf.errors.OpError) as e:
             raise CheckpointError(
                 f"Checkpoint {path} does not match this model (was it written with a "
-                f"different config?): {str(e).splitlines()[0][:300]}"
+                f"different config or an older version?): {str(e).splitlines()[0][:300]}"
             ) from e
         return path
 

@@ -48,7 +48,7 @@ def load_student(model_dir):
         raise CheckpointError(f"{model_dir} holds a {model_dir_role(model_dir)}, not a student.")
     stats = load_feature_stats(os.path.join(model_dir, STATS_FILE))
     student = build_student(config, stats)
-    TrainingCheckpoint(model_dir, model=student).restore(require=True, expect_partial=True)
+    TrainingCheckpoint(model_dir, model=student).restore(require=True)
     return student, config
 
 

@@ -69,7 +69,7 @@ def load_teacher(model_dir):
         raise CheckpointError(f"{model_dir} holds a {model_dir_role(model_dir)}, not a teacher.")
     stats = load_feature_stats(os.path.join(model_dir, STATS_FILE))
     teacher = build_teacher(config, stats)
-    TrainingCheckpoint(model_dir, model=teacher).restore(require=True, expect_partial=True)
+    TrainingCheckpoint(model_dir, model=teacher).restore(require=True)
     return teacher, config
 
 
