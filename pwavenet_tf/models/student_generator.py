@@ -11,7 +11,13 @@ EPS = 1e-6
 
 
 @tf.function(reduce_retracing=True)
-def _draw_logistic(batch, length, seed):
+def draw_logistic_noise(batch, length, seed):
+    """Logistic(0, 1) noise `[batch, length]` from a `[2]` philox stateless seed.
+
+    The one noise source of the student, shared by `StudentGenerator` and the exported
+    SavedModel, so both give the same audio for the same seed. Never call it inside an
+    XLA-compiled function (XLA's stateless RNG gives other numbers).
+    """
     seed = tf.cast(seed, tf.int64)
     u = tf.random.stateless_uniform([batch, length], seed=seed, minval=EPS, maxval=1.0 - EPS,
                                     alg="philox")
@@ -50,8 +56,9 @@ class StudentGenerator:
     @staticmethod
     def logistic_noise(batch, length, seed):
         """Logistic(0, 1) noise `[batch, length]` float32 from a `[2]` stateless seed."""
-        return _draw_logistic(tf.constant(batch, tf.int32), tf.constant(length, tf.int32),
-                              tf.convert_to_tensor(seed))
+        return draw_logistic_noise(tf.convert_to_tensor(batch, tf.int32),
+                                   tf.convert_to_tensor(length, tf.int32),
+                                   tf.convert_to_tensor(seed))
 
     @property
     def context_frames(self):

@@ -1,0 +1,248 @@
+"""Resynthesize audio files, or vocode feature arrays, with a trained or exported model.
+
+--model is a training directory (teacher or student) or an exported SavedModel: a version
+folder holding saved_model.pb, or BASE/NAME (its highest version is used). Audio files of
+any sample rate are resampled to the model's; their log-mel is computed with the model's
+front end and vocoded. --mel takes raw log-mel arrays [frames, n_mels] (.npy). Each input
+X writes OUT/X.wav (16-bit PCM at the model's rate). Prints the real-time factor (seconds
+of compute per second of audio; < 1 is faster than real time) per file and overall; the
+first file includes graph tracing. A teacher generates sample by sample: slow, use
+--max-seconds to trim the inputs.
+
+Examples:
+  pwavenet vocode --model runs/student --input a.wav b.flac --output-dir out/
+  pwavenet vocode --model /models/pwavenet_student --mel feats.npy --output-dir out/
+"""
+
+import os
+import sys
+import time
+
+import numpy as np
+
+from pwavenet_tf.commands import common
+
+
+def add_arguments(p):
+    p.add_argument("--model", required=True,
+                   help="training directory, SavedModel folder, or BASE/NAME of an export")
+    src = p.add_mutually_exclusive_group(required=True)
+    src.add_argument("--input", nargs="+", metavar="AUDIO",
+                     help="audio files (WAV/FLAC/MP3/OGG, any sample rate)")
+    src.add_argument("--mel", nargs="+", metavar="NPY",
+                     help="raw log-mel arrays [frames, n_mels] (.npy)")
+    p.add_argument("--output-dir", required=True, help="folder for the 16-bit WAV outputs")
+    p.add_argument("--seed", type=int, default=0, help="noise seed (default 0)")
+    p.add_argument("--speaker-id", type=int, default=0, help="speaker for multi-speaker models")
+    p.add_argument("--max-seconds", type=float, default=None,
+                   help="vocode only the first N seconds of each input")
+    p.add_argument("--chunk-seconds", type=float, default=10.0,
+                   help="training-directory student: chunk length for long inputs (default 10)")
+    p.add_argument("--xla", action="store_true",
+                   help="training directory: compile generation with XLA")
+    common.add_verbosity_argument(p)
+
+
+class _TrainedModel:
+    """A training directory: the model object with its generator."""
+
+    def __init__(self, path, args):
+        from pwavenet_tf.data.dataset import make_log_mel
+        from pwavenet_tf.inference import load_model
+
+        self.role, self.model, self.config = load_model(path)
+        self.audio_config = self.config.audio
+        self.sample_rate = self.audio_config.sample_rate
+        self.hop = self.audio_config.hop_length
+        self.uses_mel = self.audio_config.uses_mel
+        self.description = f"the {self.role} in {path}"
+        self.max_seconds = None
+        self._mel = make_log_mel(self.audio_config) if self.uses_mel else None
+        self._args = args
+        if self.role == "teacher":
+            from pwavenet_tf.models.teacher_generator import TeacherGenerator
+
+            self._generator = TeacherGenerator(self.model, jit_compile=args.xla)
+        else:
+            from pwavenet_tf.models.student_generator import StudentGenerator
+
+            self._generator = StudentGenerator(self.model)
+
+    def load_mel(self, path):
+        from pwavenet_tf.inference import load_feature_array
+
+        return load_feature_array(path, self.audio_config)
+
+    def vocode_mel(self, features):
+        args = self._args
+        speaker = np.array([args.speaker_id], "int32") if self.model.multi_speaker else None
+        if self.role == "teacher":
+            audio = self._generator.generate(features[None], speaker, seed=(args.seed, 0))
+        else:
+            chunk = max(1, int(args.chunk_seconds * self.sample_rate / self.hop))
+            audio = self._generator.generate(features[None], speaker, seed=(args.seed, 0),
+                                             chunk_frames=chunk, jit_compile=args.xla)
+        return np.asarray(audio)[0]
+
+    def vocode_audio(self, audio):
+        from pwavenet_tf.inference import features_from_audio
+
+        return self.vocode_mel(features_from_audio(audio, self.audio_config, self._mel))
+
+
+class _SavedModel:
+    """An exported SavedModel, called through its signatures (no model code needed)."""
+
+    def __init__(self, path, args):
+        import tensorflow as tf
+
+        self._tf = tf
+        self._args = args
+        self.path = path
+        self.loaded = tf.saved_model.load(path)
+        loaded = self.loaded
+        try:
+            self.sample_rate = int(loaded.sample_rate.numpy())
+            self.hop = int(loaded.hop_length.numpy())
+            self.n_mels = int(loaded.n_mels.numpy())
+            self.multi = int(loaded.num_speakers.numpy()) > 1
+            self.max_seconds = float(loaded.max_seconds.numpy())
+            self.role = loaded.model_role.numpy().decode()
+        except AttributeError as e:
+            raise ValueError(f"{path} is a SavedModel but not a pwavenet export ({e}).") from e
+        self.uses_mel = "vocode_waveform" in loaded.signatures
+        self.description = f"the exported {self.role} in {path}"
+
+    def load_mel(self, path):
+        if not os.path.exists(path):
+            raise FileNotFoundError(f"Feature file not found: {path}")
+        try:
+            feats = np.load(path, allow_pickle=False)
+        except (OSError, ValueError) as e:
+            raise ValueError(f"Could not read feature file {path}: {e}") from e
+        if feats.ndim == 3 and feats.shape[0] == 1:
+            feats = feats[0]
+        if feats.ndim != 2 or feats.shape[1] != self.n_mels:
+            raise ValueError(f"Feature file {path} must hold a [frames, {self.n_mels}] array "
+                             f"for this model. Received: shape={feats.shape}")
+        return feats.astype("float32")
+
+    def _call(self, name, **inputs):
+        tf = self._tf
+        if self.multi:
+            inputs["speaker_id"] = tf.constant([self._args.speaker_id], tf.int32)
+        inputs["seed"] = tf.constant(self._args.seed, tf.int64)
+        try:
+            return self.loaded.signatures[name](**inputs)["audio"].numpy()[0]
+        except tf.errors.InvalidArgumentError as e:
+            lines = [ln for ln in str(e).splitlines() if "assertion failed" in ln]
+            raise ValueError(
+                f"The exported model rejected the input: {lines[0] if lines else e}") from e
+
+    def vocode_mel(self, features):
+        return self._call("serving_default", mel=self._tf.constant(features[None]))
+
+    def vocode_audio(self, audio):
+        return self._call("vocode_waveform", audio=self._tf.constant(audio[None]))
+
+
+def open_model(path, args):
+    """A training directory or a SavedModel export (`BASE/NAME` picks the latest version)."""
+    from pwavenet_tf.export.versioning import resolve_saved_model_dir
+    from pwavenet_tf.training.checkpointing import model_dir_role
+
+    if not os.path.exists(path):
+        raise FileNotFoundError(f"Model not found: {path}")
+    if model_dir_role(path) is not None:
+        return _TrainedModel(path, args)
+    saved = resolve_saved_model_dir(path)
+    if saved is not None:
+        return _SavedModel(saved, args)
+    raise ValueError(
+        f"{path} is neither a pwavenet training directory (pwavenet_model.json) nor an "
+        "exported SavedModel (saved_model.pb, or integer version folders holding one)."
+    )
+
+
+def _output_paths(inputs, output_dir):
+    paths, seen = [], set()
+    for path in inputs:
+        stem = os.path.splitext(os.path.basename(path))[0]
+        name, k = stem, 1
+        while name in seen:
+            k += 1
+            name = f"{stem}_{k}"
+        seen.add(name)
+        paths.append(os.path.join(output_dir, f"{name}.wav"))
+    return paths
+
+
+def run(args):
+    from pwavenet_tf.audio.audio_io import read_audio, write_wav
+    from pwavenet_tf.inference import real_time_factor
+
+    inputs = args.input or args.mel
+    missing = [p for p in inputs if not os.path.isfile(p)]
+    if missing:
+        raise FileNotFoundError(f"Input file(s) not found: {', '.join(missing)}")
+    if args.max_seconds is not None and args.max_seconds <= 0:
+        raise ValueError(f"--max-seconds must be positive. Received: {args.max_seconds}")
+    model = open_model(args.model, args)
+    if args.input and not model.uses_mel:
+        raise ValueError(f"{args.model} is conditioned on external features, not log-mel: "
+                         "pass feature arrays with --mel.")
+    os.makedirs(args.output_dir, exist_ok=True)
+    outputs = _output_paths(inputs, args.output_dir)
+    sr, hop = model.sample_rate, model.hop
+    limit = args.max_seconds
+    if model.max_seconds is not None:  # an export rejects longer inputs: trim to fit
+        limit = model.max_seconds if limit is None else min(limit, model.max_seconds)
+
+    total_samples, total_seconds, lines = 0, 0.0, []
+    items = list(zip(inputs, outputs))
+    iterator = items if args.quiet or len(items) < 2 else common.progress(
+        items, desc="vocoding")
+    def trim_note(src, seconds):
+        if args.max_seconds is None or model.max_seconds < args.max_seconds:
+            print(f"note: {src} is {seconds:.1f} s long; only the first "
+                  f"{model.max_seconds:g} s are vocoded (the export's --max-seconds)",
+                  file=sys.stderr)
+
+    for src, dst in iterator:
+        if args.input:
+            audio = read_audio(src, sample_rate=sr)
+            if limit is not None and len(audio) > int(limit * sr):
+                if model.max_seconds is not None and limit == model.max_seconds:
+                    trim_note(src, len(audio) / sr)
+                audio = audio[:int(limit * sr)]
+            if len(audio) < hop:
+                raise ValueError(f"{src} is shorter than one frame ({len(audio)} < {hop} "
+                                 f"samples at {sr} Hz).")
+            start = time.time()
+            out = model.vocode_audio(audio)
+        else:
+            feats = model.load_mel(src)
+            if limit is not None and len(feats) > max(1, int(limit * sr / hop)):
+                if model.max_seconds is not None and limit == model.max_seconds:
+                    trim_note(src, len(feats) * hop / sr)
+                feats = feats[:max(1, int(limit * sr / hop))]
+            start = time.time()
+            out = model.vocode_mel(feats)
+        elapsed = time.time() - start
+        write_wav(dst, out, sr)
+        total_samples += len(out)
+        total_seconds += elapsed
+        rtf = real_time_factor(len(out), sr, elapsed)
+        line = (f"{dst}: {len(out) / sr:.2f} s of audio in {elapsed:.2f} s, "
+                f"real-time factor {rtf:.3f}")
+        lines.append(line)
+        if args.quiet or len(items) < 2:
+            print(line)
+    if not args.quiet and len(items) >= 2:
+        sys.stderr.flush()
+        print("\n".join(lines))
+    rtf = real_time_factor(total_samples, sr, total_seconds)
+    print(f"vocoded {len(items)} file(s) with {model.description}: "
+          f"{total_samples / sr:.2f} s of audio in {total_seconds:.2f} s, "
+          f"real-time factor {rtf:.3f} overall")
+    return None
