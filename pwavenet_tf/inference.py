@@ -31,20 +31,19 @@ def features_from_audio(audio, audio_config, mel_layer=None):
 def features_from_file(path, audio_config):
     """Features `[F, D]` of an audio file (resampled) or a `.npy` feature array."""
     if str(path).endswith(".npy"):
-        return load_feature_array(path, audio_config)
+        return load_feature_array(path, audio_config.conditioning_dim)
     return features_from_audio(read_audio(path, sample_rate=audio_config.sample_rate),
                                audio_config)
 
 
-def load_feature_array(path, audio_config):
-    """Loads and validates a `[frames, conditioning_dim]` float feature array."""
+def load_feature_array(path, dim):
+    """Loads and validates a `[frames, dim]` float feature array (finite, non-empty)."""
     if not os.path.exists(path):
         raise FileNotFoundError(f"Feature file not found: {path}")
     try:
         feats = np.load(path, allow_pickle=False)
     except (OSError, ValueError) as e:
         raise ValueError(f"Could not read feature file {path}: {e}") from e
-    dim = audio_config.conditioning_dim
     if feats.ndim == 3 and feats.shape[0] == 1:
         feats = feats[0]
     if feats.ndim != 2 or feats.shape[1] != dim:

@@ -14,7 +14,6 @@ import time
 
 import numpy as np
 
-from pwavenet_tf.commands import common
 
 
 def add_arguments(p):

@@ -71,7 +71,7 @@ class _TrainedModel:
     def load_mel(self, path):
         from pwavenet_tf.inference import load_feature_array
 
-        return load_feature_array(path, self.audio_config)
+        return load_feature_array(path, self.audio_config.conditioning_dim)
 
     def vocode_mel(self, features):
         args = self._args
@@ -114,18 +114,9 @@ class _SavedModel:
         self.description = f"the exported {self.role} in {path}"
 
     def load_mel(self, path):
-        if not os.path.exists(path):
-            raise FileNotFoundError(f"Feature file not found: {path}")
-        try:
-            feats = np.load(path, allow_pickle=False)
-        except (OSError, ValueError) as e:
-            raise ValueError(f"Could not read feature file {path}: {e}") from e
-        if feats.ndim == 3 and feats.shape[0] == 1:
-            feats = feats[0]
-        if feats.ndim != 2 or feats.shape[1] != self.n_mels:
-            raise ValueError(f"Feature file {path} must hold a [frames, {self.n_mels}] array "
-                             f"for this model. Received: shape={feats.shape}")
-        return feats.astype("float32")
+        from pwavenet_tf.inference import load_feature_array
+
+        return load_feature_array(path, self.n_mels)
 
     def _call(self, name, **inputs):
         tf = self._tf

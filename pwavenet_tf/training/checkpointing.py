@@ -127,6 +127,26 @@ class TrainingCheckpoint:
         return self.manager.save(checkpoint_number=step)
 
 
+def load_trained_model(model_dir, role, build):
+    """Loads the `role` model of a training directory: `build(config, stats)` + checkpoint.
+
+    Returns `(model, config)`. Clear errors for a missing directory, a directory of the
+    other role, missing statistics or checkpoint, or weights that do not fit.
+    """
+    from pwavenet_tf.audio.feature_stats import load_feature_stats
+
+    config = read_model_dir_config(model_dir, role=role)
+    found = model_dir_role(model_dir)
+    if found != role:
+        raise CheckpointError(f"{model_dir} holds a {found or 'model of unknown role'}, "
+                              f"not a {role}.")
+    stats = load_feature_stats(os.path.join(model_dir, STATS_FILE),
+                               expected_dim=config.audio.conditioning_dim)
+    model = build(config, stats)
+    TrainingCheckpoint(model_dir, model=model).restore(require=True)
+    return model, config
+
+
 def write_json(path, data):
     """Writes JSON atomically (temp file + rename) so a crash never leaves half a file."""
     tmp = f"{path}.tmp"

@@ -10,7 +10,6 @@ import keras
 import numpy as np
 from keras import ops
 
-from pwavenet_tf.audio.feature_stats import load_feature_stats
 from pwavenet_tf.losses.kl_divergence import kl_terms, logistic_noise
 from pwavenet_tf.losses.power_loss import PowerLoss
 from pwavenet_tf.losses.spectral_loss import MultiResolutionSTFTLoss
@@ -21,9 +20,9 @@ from pwavenet_tf.training.checkpointing import (
     STATS_FILE,
     CheckpointError,
     TrainingCheckpoint,
+    load_trained_model,
     model_dir_role,
     prepare_model_dir,
-    read_model_dir_config,
     read_model_dir_info,
     write_json,
 )
@@ -43,13 +42,7 @@ def build_student(config, stats=None):
 
 def load_student(model_dir):
     """Loads a distilled student from its directory (config, stats, checkpoint)."""
-    config = read_model_dir_config(model_dir, role="student")
-    if model_dir_role(model_dir) != "student":
-        raise CheckpointError(f"{model_dir} holds a {model_dir_role(model_dir)}, not a student.")
-    stats = load_feature_stats(os.path.join(model_dir, STATS_FILE))
-    student = build_student(config, stats)
-    TrainingCheckpoint(model_dir, model=student).restore(require=True)
-    return student, config
+    return load_trained_model(model_dir, "student", build_student)
 
 
 def check_teacher_compatible(config, teacher_config):

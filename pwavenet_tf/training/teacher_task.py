@@ -11,14 +11,10 @@ import tensorflow as tf
 from pwavenet_tf.models.wavenet_teacher import WaveNetTeacher
 from pwavenet_tf.training import callbacks as cb
 from pwavenet_tf.training.checkpointing import (
-    STATS_FILE,
-    CheckpointError,
     TrainingCheckpoint,
-    model_dir_role,
+    load_trained_model,
     prepare_model_dir,
-    read_model_dir_config,
 )
-from pwavenet_tf.audio.feature_stats import load_feature_stats
 from pwavenet_tf.training.corpus_data import load_corpus_data
 
 LN2 = math.log(2.0)
@@ -64,13 +60,7 @@ def compile_teacher(teacher, training_config):
 
 def load_teacher(model_dir):
     """Loads a trained teacher from its training directory (config, stats, checkpoint)."""
-    config = read_model_dir_config(model_dir, role="teacher")
-    if model_dir_role(model_dir) != "teacher":
-        raise CheckpointError(f"{model_dir} holds a {model_dir_role(model_dir)}, not a teacher.")
-    stats = load_feature_stats(os.path.join(model_dir, STATS_FILE))
-    teacher = build_teacher(config, stats)
-    TrainingCheckpoint(model_dir, model=teacher).restore(require=True)
-    return teacher, config
+    return load_trained_model(model_dir, "teacher", build_teacher)
 
 
 def _published(logs):
