@@ -151,3 +151,23 @@ def preset_from_runs(teacher_dir, student_dir, out_dir, metadata):
             with open(path) as f:
                 metadata[f"{role}_training"] = json.load(f)
     return save_preset(out_dir, config, stats, metadata, teacher=teacher, student=student)
+
+
+def preset_metadata(name, description, student_dir, data_dir, seed=0):
+    """Metadata of a preset trained on `data_dir`: the data and the held-out clips."""
+    from pwavenet_tf.data.corpus import list_corpus, split_corpus
+    from pwavenet_tf.training.checkpointing import read_model_dir_config
+
+    config = read_model_dir_config(student_dir)
+    utterances = list_corpus(data_dir)
+    num_valid = min(config.distill.num_validation, len(utterances) - 1)
+    train, valid = split_corpus(utterances, num_valid, seed=seed)
+    return {
+        "name": name,
+        "description": description,
+        "data": {"corpus": os.path.basename(os.path.normpath(data_dir)),
+                 "num_clips": len(utterances), "num_train": len(train),
+                 "num_held_out": len(valid), "split_seed": seed},
+        "held_out": [u.id for u in valid],
+        "format_version": 1,
+    }

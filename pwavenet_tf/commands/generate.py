@@ -17,7 +17,11 @@ import numpy as np
 
 
 def add_arguments(p):
-    p.add_argument("--model", required=True, help="trained teacher or student directory")
+    p.add_argument("--model", default=None,
+                   help="trained teacher or student directory, or a preset name/folder "
+                   "(default: the bundled ljspeech_mini preset's student)")
+    p.add_argument("--role", choices=["student", "teacher"], default="student",
+                   help="which model of a preset to use (default: student)")
     src = p.add_mutually_exclusive_group(required=True)
     src.add_argument("--mel", help="feature array .npy [frames, n_mels] (raw log-mel)")
     src.add_argument("--input", help="audio file whose log-mel conditions the generation")
@@ -37,7 +41,7 @@ def run(args):
     from pwavenet_tf.audio.audio_io import write_wav
     from pwavenet_tf.inference import features_from_file, load_model, real_time_factor
 
-    role, model, config = load_model(args.model)
+    role, model, config = load_model(args.model, role=args.role)
     audio_cfg = config.audio
     features = features_from_file(args.mel or args.input, audio_cfg)
     if args.max_seconds:

@@ -24,8 +24,9 @@ from pwavenet_tf.commands import common
 
 
 def add_arguments(p):
-    p.add_argument("--model", required=True,
-                   help="training directory, SavedModel folder, or BASE/NAME of an export")
+    p.add_argument("--model", default=None,
+                   help="training directory, SavedModel folder, BASE/NAME of an export, or a "
+                   "preset name/folder (default: the bundled ljspeech_mini preset)")
     src = p.add_mutually_exclusive_group(required=True)
     src.add_argument("--input", nargs="+", metavar="AUDIO",
                      help="audio files (WAV/FLAC/MP3/OGG, any sample rate)")
@@ -138,10 +139,15 @@ class _SavedModel:
 
 
 def open_model(path, args):
-    """A training directory or a SavedModel export (`BASE/NAME` picks the latest version)."""
+    """A training directory, a preset (None: the bundled default) or a SavedModel export
+    (`BASE/NAME` picks the latest version)."""
+    from pwavenet_tf import presets
     from pwavenet_tf.export.versioning import resolve_saved_model_dir
     from pwavenet_tf.training.checkpointing import model_dir_role
 
+    if path is None or presets.is_preset_dir(path) or (
+            not os.path.exists(path) and path in presets.list_presets()):
+        return _TrainedModel(path or presets.DEFAULT_PRESET, args)
     if not os.path.exists(path):
         raise FileNotFoundError(f"Model not found: {path}")
     if model_dir_role(path) is not None:
