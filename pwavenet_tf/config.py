@@ -246,6 +246,9 @@ class DistillConfig(_Section):
     perceptual_weight: float = 0.0
     perceptual_style_weight: float = 1.0
     perceptual_feature_weight: float = 0.0
+    perceptual_classes: int = 32  # k-means pseudo-phones (ignored with a label file)
+    perceptual_classifier_steps: int = 1000
+    perceptual_labels: Optional[str] = None  # folder of per-utterance phone label files
     contrastive_weight: float = 0.0
     contrastive_gamma: float = 0.3
     num_validation: int = 0
@@ -253,7 +256,8 @@ class DistillConfig(_Section):
     def __post_init__(self):
         s = self.SECTION
         for k in ("batch_size", "window_samples", "steps", "checkpoint_every",
-                  "keep_checkpoints", "num_kl_samples"):
+                  "keep_checkpoints", "num_kl_samples", "perceptual_classes",
+                  "perceptual_classifier_steps"):
             _check(getattr(self, k) > 0, s, k, getattr(self, k), "must be positive")
         _check(self.learning_rate > 0, s, "learning_rate", self.learning_rate, "must be > 0")
         _check(self.clip_norm > 0, s, "clip_norm", self.clip_norm, "must be > 0")

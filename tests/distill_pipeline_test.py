@@ -152,3 +152,31 @@ def test_metrics_file_has_every_term(distilled):
                 "student_rms_db", "real_rms_db"):
         assert key in m, key
     assert isinstance(m["step"], int)
+
+
+def test_every_loss_term_runs_and_is_logged(trained_teacher_dir, data_dir, tiny_config, tmp_path):
+    """Perceptual (pseudo-phone classifier), contrastive and spectral terms end to end."""
+    cfg = tiny_config.override(distill={
+        "perceptual_weight": 1.0, "perceptual_feature_weight": 0.5, "perceptual_classes": 8,
+        "perceptual_classifier_steps": 20, "contrastive_weight": 0.3, "spectral_weight": 1.0,
+        "checkpoint_every": 4, "num_kl_samples": 4})
+    logs = []
+    out = str(tmp_path / "all_terms")
+    metrics = DistillTask(cfg, trained_teacher_dir, data_dir, out, verbose=0,
+                          log=logs.append).run(steps=4)
+    assert any("phone classifier on 8 k-means pseudo-phones" in line for line in logs), logs
+    assert os.path.exists(os.path.join(out, "phone_classifier.keras"))
+    for key in ("train_kl_per_sample", "train_power", "train_spectral", "train_perceptual",
+                "train_perceptual_style", "train_perceptual_feature", "train_contrastive",
+                "train_kl_mismatched_per_sample", "perceptual_total", "spectral"):
+        assert key in metrics and np.isfinite(metrics[key]), key
+
+
+def test_phone_labels_from_files(trained_teacher_dir, data_dir, tiny_config, tmp_path):
+    labels = tmp_path / "labels"
+    labels.mkdir()
+    cfg = tiny_config.override(distill={"perceptual_weight": 1.0, "perceptual_labels": str(labels),
+                                        "perceptual_classifier_steps": 5})
+    with pytest.raises(FileNotFoundError, match="No phone label file for utterance"):
+        DistillTask(cfg, trained_teacher_dir, data_dir, str(tmp_path / "s"), verbose=0,
+                    log=lambda *_: None).run(steps=1)

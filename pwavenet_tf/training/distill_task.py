@@ -246,9 +246,16 @@ class DistillTask:
         return metrics
 
     def _perceptual_loss(self, cfg, data):
+        """The phone classifier of the perceptual loss: loaded, or trained now and saved.
+
+        With `distill.perceptual_labels` (a folder of `<utterance id>.npy|.txt|.lab` frame
+        label or forced-alignment files) it learns real phones; otherwise pseudo-phones,
+        k-means clusters of MFCC frames of the training audio.
+        """
         from pwavenet_tf.losses.perceptual_loss import PerceptualLoss
         from pwavenet_tf.training.pseudo_phones import (
             build_pseudo_phone_labels,
+            read_frame_labels,
             train_phone_classifier,
         )
 
@@ -258,17 +265,40 @@ class DistillTask:
             classifier = keras.saving.load_model(path)
         else:
             examples = data.examples("train")
-            labels, _ = build_pseudo_phone_labels([(a, f) for _, a, f in examples], seed=self.seed)
+            if dc.perceptual_labels:
+                phone_map = {}
+                labels = [read_frame_labels(_label_file(dc.perceptual_labels, u.id), len(f),
+                                            cfg.audio.sample_rate, cfg.audio.hop_length,
+                                            phone_map)
+                          for u, _, f in examples]
+                source = f"phone labels from {dc.perceptual_labels}"
+            else:
+                labels, _ = build_pseudo_phone_labels([(a, f) for _, a, f in examples],
+                                                      num_clusters=dc.perceptual_classes,
+                                                      seed=self.seed)
+                source = f"{dc.perceptual_classes} k-means pseudo-phones"
+            num_classes = int(max(int(np.max(lab)) for lab in labels) + 1)
             classifier, m = train_phone_classifier(
                 [(a, lab) for (_, a, _), lab in zip(examples, labels)],
-                num_classes=int(max(int(np.max(lab)) for lab in labels) + 1),
-                hop_length=cfg.audio.hop_length, seed=self.seed,
+                num_classes=num_classes, hop_length=cfg.audio.hop_length,
+                steps=dc.perceptual_classifier_steps, seed=self.seed,
             )
             classifier.save(path)
-            self.log(f"phone classifier on k-means pseudo-phones: train accuracy "
-                     f"{m['train_accuracy']:.3f} (chance {m['chance_accuracy']:.3f})")
+            self.log(f"phone classifier on {source}: train accuracy {m['train_accuracy']:.3f} "
+                     f"(chance {m['chance_accuracy']:.3f})")
         return PerceptualLoss(classifier, style_weight=dc.perceptual_style_weight,
                               feature_weight=dc.perceptual_feature_weight)
+
+
+def _label_file(folder, utterance_id):
+    for ext in (".npy", ".txt", ".lab"):
+        path = os.path.join(folder, utterance_id + ext)
+        if os.path.exists(path):
+            return path
+    raise FileNotFoundError(
+        f"No phone label file for utterance {utterance_id!r} in {folder} "
+        "(expected <id>.npy, <id>.txt or <id>.lab)."
+    )
 
 
 def read_teacher_dir(student_dir):
