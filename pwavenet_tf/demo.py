@@ -170,8 +170,8 @@ def run_training_demo(out_dir, data_dir=None, teacher_steps=300, student_steps=1
     from pwavenet_tf.training.distill_task import load_student
 
     student, student_config = load_student(os.path.join(out_dir, "student"))
-    export_dir = save_export(student, student_config, os.path.join(out_dir, "export"),
-                             name="pwavenet")
+    export_dir, _ = save_export(student, student_config, os.path.join(out_dir, "export"),
+                                name="pwavenet")
     timings["export_s"] = time.perf_counter() - start
 
     log(f"[4/5] loading {export_dir} with tf.saved_model.load (no project code needed)")
@@ -180,7 +180,8 @@ def run_training_demo(out_dir, data_dir=None, teacher_steps=300, student_steps=1
     audio = read_audio(clip, sample_rate=student_config.audio.sample_rate)
     log(f"[5/5] vocoding {os.path.basename(clip)} through the export")
     start = time.perf_counter()
-    out = loaded.signatures["vocode_waveform"](audio=tf.constant(audio[None]))
+    out = loaded.signatures["vocode_waveform"](audio=tf.constant(audio[None]),
+                                               seed=tf.constant(seed, tf.int64))
     timings["vocode_s"] = time.perf_counter() - start
     vocoded = out["audio"].numpy()[0]
     wav = os.path.join(out_dir, "vocoded.wav")
