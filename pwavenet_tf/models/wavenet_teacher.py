@@ -282,8 +282,8 @@ class WaveNetTeacher(keras.Model):
         return cls(**config)
 
     @classmethod
-    def from_pwavenet_config(cls, config, feature_mean=None, feature_std=None):
-        """Builds the teacher of a `pwavenet_tf.config.Config`."""
+    def from_pwavenet_config(cls, config, feature_mean=None, feature_std=None, **kwargs):
+        """Builds the teacher of a `pwavenet_tf.config.Config` (kwargs: e.g. `dtype`)."""
         t = config.teacher
         return cls(
             conditioning_dim=config.audio.conditioning_dim,
@@ -304,4 +304,5 @@ class WaveNetTeacher(keras.Model):
             input_mu_law=t.input_mu_law,
             feature_mean=feature_mean,
             feature_std=feature_std,
+            **kwargs,
         )

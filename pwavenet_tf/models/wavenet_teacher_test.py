@@ -125,3 +125,13 @@ def test_bad_arguments():
         gen.generate(np.zeros((1, 2, 5)), method="fast")
     with pytest.raises(ValueError, match="features"):
         gen.generate(np.zeros((1, 2, 7)))
+
+
+def test_mixed_precision_keeps_distribution_parameters_in_float32():
+    teacher = WaveNetTeacher(**TINY, dtype="mixed_float16")
+    params = teacher(_inputs())
+    assert params.dtype == "float32"
+    assert teacher.blocks[0].compute_dtype == "float16"
+    assert teacher.blocks[0].conv.kernel.dtype == "float32"
+    loss = teacher.make_loss()(_inputs()["audio"], params)
+    assert np.isfinite(float(loss))
