@@ -1,13 +1,12 @@
 """The Parallel WaveNet student: a stack of inverse-autoregressive flows."""
 
-import math
-
 import keras
 import tensorflow as tf
 import tensorflow_probability as tfp
 from keras import ops
 
 from pwavenet_tf.layers.conditioning_upsampler import ConditioningUpsampler
+from pwavenet_tf.models.conditioned_model import ConditionedModel
 from pwavenet_tf.layers.feature_normalizer import FeatureNormalizer
 from pwavenet_tf.models.iaf_bijector import IAFBijector
 from pwavenet_tf.models.iaf_flow import IAFFlow
@@ -21,7 +20,7 @@ INITIAL_LOG_SCALE = -3.0
 
 
 @keras.saving.register_keras_serializable(package="pwavenet_tf")
-class IAFStudent(keras.Model):
+class IAFStudent(ConditionedModel, keras.Model):
     """Parallel WaveNet student: logistic noise -> audio in one parallel pass.
 
     Inputs (a dict): `noise` float32 `[batch, samples]` (logistic(0, 1) noise z),
@@ -148,26 +147,9 @@ class IAFStudent(keras.Model):
     # --- Pieces of the forward pass (shared by call, generation, distillation, export) ---
 
     @property
-    def hop_length(self):
-        return math.prod(self.upsample_factors)
-
-    @property
     def receptive_field(self):
         """Past noise samples that x_t depends on: x_t is a function of z_{t-R}..z_t."""
         return sum(flow.receptive_field for flow in self.flows)
-
-    @property
-    def multi_speaker(self):
-        return self.speaker_embedding is not None
-
-    def upsample_conditioning(self, features):
-        """Raw frame features `[B, F, D]` -> conditioning `[B, F * hop, C]`."""
-        return self.upsampler(self.feature_normalizer(features))
-
-    def global_conditioning(self, speaker_id):
-        if self.speaker_embedding is None:
-            return None
-        return self.speaker_embedding(speaker_id)
 
     def forward_from_conditioning(self, noise, conditioning, global_conditioning=None):
         """The parallel pass: noise z `[B, T]` -> dict of `audio`, `mu_tot`, `log_s_tot`."""
@@ -253,9 +235,6 @@ class IAFStudent(keras.Model):
         features, speaker_id = self._check_features(features, speaker_id)
         audio = self._check_audio(audio, features)
         return self.distribution(features, speaker_id).log_prob(audio)
-
-    def set_feature_stats(self, mean, std):
-        self.feature_normalizer.set_stats(mean, std)
 
     def get_config(self):
         return {

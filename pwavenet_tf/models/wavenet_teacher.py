@@ -13,6 +13,7 @@ from pwavenet_tf.distributions.discretized_mix_logistic import (
 )
 from pwavenet_tf.layers.causal_conv1d import CausalConv1D, receptive_field
 from pwavenet_tf.layers.conditioning_upsampler import ConditioningUpsampler
+from pwavenet_tf.models.conditioned_model import ConditionedModel
 from pwavenet_tf.layers.feature_normalizer import FeatureNormalizer
 from pwavenet_tf.layers.residual_block import ResidualBlock
 
@@ -23,7 +24,7 @@ INPUT_GAIN = 10.0
 
 
 @keras.saving.register_keras_serializable(package="pwavenet_tf")
-class WaveNetTeacher(keras.Model):
+class WaveNetTeacher(ConditionedModel, keras.Model):
     """Conditional WaveNet over raw audio, trained by teacher forcing.
 
     Inputs (a dict): `audio` float32 `[batch, samples]` in [-1, 1], `features` float32
@@ -165,26 +166,9 @@ class WaveNetTeacher(keras.Model):
     # --- Pieces of the forward pass (shared by call, generation and export) ---
 
     @property
-    def hop_length(self):
-        return math.prod(self.upsample_factors)
-
-    @property
     def receptive_field(self):
         """Samples of past audio that one output depends on: (k - 1) * sum(d) + 1."""
         return receptive_field(self.filter_size, self.dilations)
-
-    @property
-    def multi_speaker(self):
-        return self.speaker_embedding is not None
-
-    def upsample_conditioning(self, features):
-        """Raw frame features `[B, F, D]` -> conditioning `[B, F * hop, C]`."""
-        return self.upsampler(self.feature_normalizer(features))
-
-    def global_conditioning(self, speaker_id):
-        if self.speaker_embedding is None:
-            return None
-        return self.speaker_embedding(speaker_id)
 
     def params_from_conditioning(self, audio, conditioning, global_conditioning=None):
         """Teacher-forced pass given upsampled conditioning: audio `[B, T]` -> `[B, T, P]`."""
@@ -249,9 +233,6 @@ class WaveNetTeacher(keras.Model):
         if self.output_distribution == MOL:
             return DiscretizedMixLogisticLoss(num_classes=65536, log_scale_min=self.log_scale_min)
         return CategoricalMuLawLoss(channels=self.mu_law_channels)
-
-    def set_feature_stats(self, mean, std):
-        self.feature_normalizer.set_stats(mean, std)
 
     def get_config(self):
         return {
