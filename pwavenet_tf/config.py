@@ -53,6 +53,24 @@ def _coerce(section, name, tp, value):
     raise TypeError(f"unsupported annotation {tp}")
 
 
+def _check_upsample_factors(section):
+    uf = section.upsample_factors
+    _check(len(uf) > 0 and all(f > 0 for f in uf), section.SECTION, "upsample_factors", uf,
+           "must be positive integers")
+
+
+def _check_optimisation(section, positive_keys=()):
+    """The checks shared by the two training sections (teacher_training, distill)."""
+    s = section.SECTION
+    for k in ("batch_size", "window_samples", "steps", "checkpoint_every", "keep_checkpoints",
+              *positive_keys):
+        _check(getattr(section, k) > 0, s, k, getattr(section, k), "must be positive")
+    _check(section.learning_rate > 0, s, "learning_rate", section.learning_rate, "must be > 0")
+    _check(section.clip_norm > 0, s, "clip_norm", section.clip_norm, "must be > 0")
+    _check(section.num_validation >= 0, s, "num_validation", section.num_validation,
+           "must be >= 0")
+
+
 class _Section:
     """Base for config sections: typed construction from dicts, and validation."""
 
@@ -160,9 +178,7 @@ class TeacherConfig(_Section):
         _check(od in ("mixture_of_logistics", "mu_law"), s, "output_distribution", od,
                "mixture_of_logistics or mu_law")
         _check(self.log_scale_min < 0, s, "log_scale_min", self.log_scale_min, "must be < 0")
-        uf = self.upsample_factors
-        _check(len(uf) > 0 and all(f > 0 for f in uf), s, "upsample_factors", uf,
-               "must be positive integers")
+        _check_upsample_factors(self)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -182,14 +198,9 @@ class TrainingConfig(_Section):
     log_audio_every: int = 0
 
     def __post_init__(self):
-        s = self.SECTION
-        for k in ("batch_size", "window_samples", "steps", "checkpoint_every", "keep_checkpoints"):
-            _check(getattr(self, k) > 0, s, k, getattr(self, k), "must be positive")
-        _check(self.learning_rate > 0, s, "learning_rate", self.learning_rate, "must be > 0")
-        _check(self.clip_norm > 0, s, "clip_norm", self.clip_norm, "must be > 0")
+        _check_optimisation(self)
         e = self.ema_decay
-        _check(e is None or 0 < e < 1, s, "ema_decay", e, "must be in (0, 1) or null")
-        _check(self.num_validation >= 0, s, "num_validation", self.num_validation, "must be >= 0")
+        _check(e is None or 0 < e < 1, self.SECTION, "ema_decay", e, "must be in (0, 1) or null")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -217,9 +228,7 @@ class StudentConfig(_Section):
         _check(self.filter_size >= 2, s, "filter_size", self.filter_size, "must be >= 2")
         _check(self.log_scale_min < self.log_scale_max, s, "log_scale_min", self.log_scale_min,
                "must be < log_scale_max")
-        uf = self.upsample_factors
-        _check(len(uf) > 0 and all(f > 0 for f in uf), s, "upsample_factors", uf,
-               "must be positive integers")
+        _check_upsample_factors(self)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -255,12 +264,8 @@ class DistillConfig(_Section):
 
     def __post_init__(self):
         s = self.SECTION
-        for k in ("batch_size", "window_samples", "steps", "checkpoint_every",
-                  "keep_checkpoints", "num_kl_samples", "perceptual_classes",
-                  "perceptual_classifier_steps"):
-            _check(getattr(self, k) > 0, s, k, getattr(self, k), "must be positive")
-        _check(self.learning_rate > 0, s, "learning_rate", self.learning_rate, "must be > 0")
-        _check(self.clip_norm > 0, s, "clip_norm", self.clip_norm, "must be > 0")
+        _check_optimisation(self, ("num_kl_samples", "perceptual_classes",
+                                   "perceptual_classifier_steps"))
         for k in ("kl_weight", "power_weight", "spectral_weight", "perceptual_weight", "perceptual_style_weight",
                   "perceptual_feature_weight", "contrastive_weight", "contrastive_gamma"):
             _check(getattr(self, k) >= 0, s, k, getattr(self, k), "must be >= 0")
