@@ -116,18 +116,27 @@ class Distiller(keras.Model):
     def metrics(self):
         return super().metrics + list(self.trackers.values())
 
-    def call(self, inputs, training=False):
-        """One student sample for the batch's conditioning (noise drawn here)."""
+    def call(self, inputs, training=False, noise_seed=None):
+        """One student sample for the batch's conditioning (noise drawn here).
+
+        `noise_seed`: an int for fixed noise (evaluation); default: the model's generator.
+        """
         features = inputs["features"]
         length = ops.shape(features)[1] * self.student.hop_length
-        noise = logistic_noise((ops.shape(features)[0], length), self.noise_seed)
+        seed = self.noise_seed if noise_seed is None else noise_seed
+        noise = logistic_noise((ops.shape(features)[0], length), seed)
         student_inputs = {"noise": noise, "features": features}
         if self.student.multi_speaker:
             student_inputs["speaker_id"] = inputs["speaker_id"]
         return self.student(student_inputs, training=training)
 
-    def loss_terms(self, inputs, student_out):
-        """Every loss term (scalars, nats per sample for the KL family)."""
+    def loss_terms(self, inputs, student_out, kl_seed=None):
+        """Every loss term (scalars, nats per sample for the KL family).
+
+        `kl_seed`: an int for fixed Monte Carlo draws (evaluation); default: the model's
+        generator.
+        """
+        kl_seed = self.kl_seed if kl_seed is None else kl_seed
         features = inputs["features"]
         speaker = inputs.get("speaker_id") if self.teacher.multi_speaker else None
         conditioning = self.teacher.upsample_conditioning(features)
@@ -135,7 +144,7 @@ class Distiller(keras.Model):
         terms = {
             k: ops.mean(v)
             for k, v in kl_terms(self.teacher, student_out, conditioning, global_cond,
-                                 self.num_kl_samples, self.kl_seed).items()
+                                 self.num_kl_samples, kl_seed).items()
         }
         real = inputs["audio"]
         if self.power_weight > 0:
@@ -152,7 +161,7 @@ class Distiller(keras.Model):
             other = ops.roll(conditioning, shift=1, axis=0)
             other_global = None if global_cond is None else ops.roll(global_cond, 1, axis=0)
             mismatched = kl_terms(self.teacher, student_out, other, other_global,
-                                  self.num_kl_samples, self.kl_seed)
+                                  self.num_kl_samples, kl_seed)
             terms["kl_mismatched"] = ops.mean(mismatched["kl"])
             terms["contrastive"] = terms["kl"] - self.contrastive_gamma * terms["kl_mismatched"]
         return terms

@@ -8,9 +8,7 @@ import shutil
 
 import keras
 import numpy as np
-from keras import ops
 
-from pwavenet_tf.losses.kl_divergence import kl_terms, logistic_noise
 from pwavenet_tf.losses.power_loss import PowerLoss
 from pwavenet_tf.losses.spectral_loss import MultiResolutionSTFTLoss
 from pwavenet_tf.models.distiller import Distiller
@@ -76,6 +74,13 @@ def _published(logs):
     return out
 
 
+# Names of the evaluation figures in metrics.json (the KL family is per sample).
+_EVAL_NAMES = {"kl": "kl_per_sample", "cross_entropy": "cross_entropy_per_sample",
+               "entropy": "entropy_per_sample", "kl_mismatched": "kl_mismatched_per_sample",
+               "perceptual": "perceptual_total", "perceptual_style": "perceptual_style",
+               "perceptual_feature": "perceptual_feature"}
+
+
 class FixedBatchEvaluator(keras.callbacks.Callback):
     """Evaluates every loss term on one fixed batch with fixed noise and fixed draws.
 
@@ -91,31 +96,14 @@ class FixedBatchEvaluator(keras.callbacks.Callback):
         self.seed = seed
 
     def evaluate(self):
+        """Every active loss term on the fixed batch, plus the loudness of both signals."""
         d = self.distiller
-        inputs = self.batch
-        features = inputs["features"]
-        length = features.shape[1] * d.student.hop_length
-        noise = logistic_noise((features.shape[0], length), self.seed)
-        student_inputs = {"noise": noise, "features": features}
-        if d.student.multi_speaker:
-            student_inputs["speaker_id"] = inputs["speaker_id"]
-        out = d.student(student_inputs)
-        speaker = inputs.get("speaker_id") if d.teacher.multi_speaker else None
-        cond = d.teacher.upsample_conditioning(features)
-        terms = kl_terms(d.teacher, out, cond, d.teacher.global_conditioning(speaker),
-                         d.num_kl_samples, self.seed + 1)
-        figures = {f"{k}_per_sample": float(ops.mean(v)) for k, v in terms.items()}
-        if d.power_weight > 0:
-            figures["power"] = float(d.power_loss(out["audio"], inputs["audio"]))
-        if d.spectral_weight > 0:
-            figures["spectral"] = float(d.spectral_loss(out["audio"], inputs["audio"]))
-        if d.perceptual_weight > 0:
-            p = d.perceptual_loss(out["audio"], inputs["audio"])
-            figures.update({f"perceptual_{k}": float(v) for k, v in p.items()})
-        audio = np.asarray(out["audio"])
-        real = np.asarray(inputs["audio"])
-        figures["student_rms_db"] = float(20 * np.log10(np.sqrt(np.mean(audio ** 2)) + 1e-9))
-        figures["real_rms_db"] = float(20 * np.log10(np.sqrt(np.mean(real ** 2)) + 1e-9))
+        out = d(self.batch, noise_seed=self.seed)
+        terms = d.loss_terms(self.batch, out, kl_seed=self.seed + 1)
+        figures = {_EVAL_NAMES.get(k, k): float(v) for k, v in terms.items()}
+        for name, audio in (("student", out["audio"]), ("real", self.batch["audio"])):
+            rms = np.sqrt(np.mean(np.square(np.asarray(audio, "float64"))))
+            figures[f"{name}_rms_db"] = float(20 * np.log10(rms + 1e-9))
         return figures
 
     def on_epoch_end(self, epoch, logs=None):
