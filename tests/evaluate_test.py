@@ -116,6 +116,20 @@ def test_evaluate_student_with_its_teacher(model_dirs, clips_dir, tmp_path, caps
     else:
         for src in ("real", "student", "teacher", "griffin_lim"):
             assert 1 <= report["clips"][0]["dnsmos"][src]["p808_mos"] <= 5
+    if not report["settings"]["asr"]:
+        assert any("Word error rates skipped" in n for n in report["notes"])
+    else:
+        # A plain folder of clips has no transcripts: only the rate against the
+        # recognizer's text of the real audio, for the whole-clip vocoders.
+        assert "## Intelligibility (speech recognizer)" in md
+        for clip in report["clips"]:
+            asr = clip["asr"]
+            assert asr["transcript"] is None and asr["real"]["wer"] is None
+            assert "teacher" not in asr
+            for src in ("student", "griffin_lim"):
+                assert isinstance(asr[src]["text"], str)
+                wer = asr[src]["wer_vs_real_asr"]
+                assert wer is None if not asr["real"]["text"] else wer >= 0
 
 
 def test_evaluate_teacher_only_max_clips(model_dirs, clips_dir, tmp_path):
@@ -123,9 +137,11 @@ def test_evaluate_teacher_only_max_clips(model_dirs, clips_dir, tmp_path):
     out = str(tmp_path / "report")
     assert main(["evaluate", "--model", teacher_dir, "--data", clips_dir, "--report", out,
                  "--teacher-seconds", "0.02", "--griffin-lim-iters", "2", "--max-clips", "1",
-                 "--no-dnsmos", "--no-plots", "--quiet"]) == 0
+                 "--no-dnsmos", "--no-asr", "--no-plots", "--quiet"]) == 0
     report = json.load(open(os.path.join(out, "report.json")))
     assert report["role"] == "teacher" and len(report["clips"]) == 1
+    assert "Word error rates skipped (--no-asr)." in report["notes"]
+    assert "asr" not in report["clips"][0] and report["settings"]["asr"] is False
     clip = report["clips"][0]
     assert "plot" not in clip and "student" not in clip["wavs"]
     assert os.path.exists(os.path.join(out, clip["wavs"]["teacher"]))

@@ -5,7 +5,11 @@ audio and with a Griffin-Lim reconstruction from the same mel (the reference flo
 Per clip and on average: teacher NLL in bits per sample on the real audio; log-mel L1
 and mel-cepstral distortion (dB) of each resynthesis; DNSMOS P.808 and P.835 of real,
 teacher, student and Griffin-Lim audio when the optional `eval` extra is installed
-(`pip install "pwavenet_tf[eval]"`; skipped with a note otherwise); generation speed.
+(`pip install "pwavenet_tf[eval]"`; skipped with a note otherwise); intelligibility as the
+word error rate of an offline speech recognizer (PocketSphinx, also in that extra) on the
+real, student and Griffin-Lim audio, against the clip's transcript (from an LJ Speech
+`metadata.csv`) where there is one and against the recognizer's own text of the real audio
+always; generation speed.
 
 --model is a student directory (its teacher is found through the `teacher_dir` recorded
 at distillation, or given with --teacher) or a teacher directory. The teacher generates
@@ -45,6 +49,8 @@ def add_arguments(p):
     p.add_argument("--mcd-coefficients", type=int, default=24,
                    help="mel-cepstral coefficients c1..cD in the MCD (default 24)")
     p.add_argument("--no-dnsmos", action="store_true", help="skip DNSMOS even if installed")
+    p.add_argument("--no-asr", action="store_true",
+                   help="skip the speech-recognizer word error rates even if installed")
     p.add_argument("--xla", action="store_true", help="generate with XLA-compiled loops")
     p.add_argument("--seed", type=int, default=0, help="noise seed (default 0)")
     p.add_argument("--chunk-seconds", type=float, default=10.0,
@@ -58,7 +64,7 @@ def run(args):
         args.model, args.data, args.report, teacher_dir=args.teacher,
         max_clips=args.max_clips, teacher_seconds=args.teacher_seconds,
         griffin_lim_iters=args.griffin_lim_iters, mcd_coefficients=args.mcd_coefficients,
-        dnsmos=not args.no_dnsmos, xla=args.xla, seed=args.seed,
+        dnsmos=not args.no_dnsmos, asr=not args.no_asr, xla=args.xla, seed=args.seed,
         chunk_seconds=args.chunk_seconds, plots=not args.no_plots,
         log=(lambda *a: None) if args.quiet else print,
     )
@@ -74,6 +80,12 @@ def run(args):
                 parts.append(f"{src} ({scope.replace('_', ' ')}) log-mel L1 "
                              f"{m['log_mel_l1']:.3f}, MCD {m['mcd_db']:.2f} dB")
                 break
+    for src in ("real", "student", "griffin_lim"):
+        wer = avg.get("asr", {}).get(src, {})
+        value = wer.get("wer_vs_real_asr", wer.get("wer"))
+        if value is not None:
+            key = "vs real ASR" if "wer_vs_real_asr" in wer else "vs transcript"
+            parts.append(f"{src} WER {value:.2f} ({key})")
     print(f"wrote {os.path.join(args.report, 'report.md')} ({len(report['clips'])} clips): "
           + "; ".join(parts))
 
@@ -168,7 +180,7 @@ def _speed(samples, seconds, sample_rate):
 
 def evaluate(model_dir, data_dir, out_dir, teacher_dir=None, max_clips=None,
              teacher_seconds=1.0, griffin_lim_iters=32, mcd_coefficients=24, dnsmos=True,
-             xla=False, seed=0, chunk_seconds=10.0, plots=True, log=print):
+             asr=True, xla=False, seed=0, chunk_seconds=10.0, plots=True, log=print):
     """Runs the evaluation and writes the report; returns the report dict (see module doc)."""
     from pwavenet_tf.audio.audio_io import write_wav
     from pwavenet_tf.benchmarks.speed import machine_info
@@ -176,6 +188,8 @@ def evaluate(model_dir, data_dir, out_dir, teacher_dir=None, max_clips=None,
     from pwavenet_tf.data.dataset import load_utterance, make_log_mel
     from pwavenet_tf.evaluation import metrics as M
     from pwavenet_tf.evaluation import report as R
+    from pwavenet_tf.data.transcripts import read_transcripts
+    from pwavenet_tf.evaluation import asr as A
     from pwavenet_tf.evaluation.dnsmos import DNSMOS, unavailable_reason
 
     if max_clips is not None and max_clips < 1:
@@ -209,6 +223,20 @@ def evaluate(model_dir, data_dir, out_dir, teacher_dir=None, max_clips=None,
             scorer = DNSMOS.create()
     else:
         notes.append("DNSMOS skipped (--no-dnsmos).")
+    recognizer = None
+    if asr:
+        reason = A.unavailable_reason()
+        if reason:
+            notes.append(f"Word error rates skipped: {reason}.")
+        else:
+            recognizer = A.SpeechRecognizer.create()
+            if teacher is not None and teacher_seconds > 0:
+                notes.append("The teacher's span is too short for a word error rate; the "
+                             "speech recognizer scores the real, student and Griffin-Lim "
+                             "audio of whole clips.")
+    else:
+        notes.append("Word error rates skipped (--no-asr).")
+    transcripts = read_transcripts(data_dir) if recognizer is not None else {}
 
     os.makedirs(os.path.join(out_dir, "wavs"), exist_ok=True)
     teacher_frames = int(round(teacher_seconds * sr / hop)) if teacher is not None else 0
@@ -304,6 +332,11 @@ def evaluate(model_dir, data_dir, out_dir, teacher_dir=None, max_clips=None,
                 scores[src] = scorer.score(out, sr)
             clip["dnsmos"] = scores
 
+        if recognizer is not None:
+            clip["asr"] = A.score_clip(
+                recognizer, audio, {k: v for k, v in resynth.items() if k != "teacher"}, sr,
+                transcripts.get(utt.id))
+
         if plots:
             real_mel = M.log_mel(audio, mel_layer)
             panels = [("Real", real_mel)]
@@ -336,7 +369,7 @@ def evaluate(model_dir, data_dir, out_dir, teacher_dir=None, max_clips=None,
         "settings": {"teacher_seconds": teacher_seconds if teacher is not None else None,
                      "max_clips": max_clips, "griffin_lim_iters": griffin_lim_iters,
                      "mcd_coefficients": mcd_coefficients, "seed": seed, "xla": xla,
-                     "dnsmos": scorer is not None},
+                     "dnsmos": scorer is not None, "asr": recognizer is not None},
         "notes": notes,
         "clips": clips,
     }

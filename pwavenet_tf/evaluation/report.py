@@ -87,6 +87,14 @@ def _fmt(x, digits=3):
     return f"{x:.{digits}f}"
 
 
+def _table_text(text, limit=120):
+    """Free text for a table cell: pipes escaped, cut to `limit` characters, "–" if empty."""
+    if not text:
+        return "–"
+    text = text.replace("|", "\\|")
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
 def _table(header, rows):
     lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
     lines += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
@@ -168,6 +176,32 @@ def render_markdown(report):
                 if d:
                     rows.append([name, SOURCE_TITLES[src]]
                                 + [_fmt(d.get(k), 2) for k in DNSMOS_KEYS])
+        lines += [_table(header, rows), ""]
+
+    if any(c.get("asr") for c in clips):
+        lines += ["## Intelligibility (speech recognizer)", "",
+                  "Word error rate (WER: word substitutions + deletions + insertions over the "
+                  "reference's words; 0 is perfect, 1 is nothing right) of an offline "
+                  "recognizer (PocketSphinx, default US-English model) on each audio, against "
+                  "the clip's transcript where the corpus has one, and against the "
+                  "recognizer's own text of the real audio (so the recognizer's errors on "
+                  "real speech are not counted against the vocoder). A proxy for "
+                  "intelligibility: a small recognizer, no listening test.", ""]
+        header = ["Clip", "Audio", "WER vs. transcript", "WER vs. ASR of real",
+                  "Recognized text"]
+        rows = []
+        for c in clips:
+            for src in ("real", "student", "griffin_lim"):
+                d = _get(c, ("asr", src))
+                if d is not None:
+                    rows.append([f"`{c['id']}`", SOURCE_TITLES[src], _fmt(d.get("wer"), 2),
+                                 _fmt(d.get("wer_vs_real_asr"), 2),
+                                 _table_text(d.get("text"))])
+        for src in ("real", "student", "griffin_lim"):
+            d = _get(avg, ("asr", src))
+            if d:
+                rows.append(["**mean**", SOURCE_TITLES[src], _fmt(d.get("wer"), 2),
+                             _fmt(d.get("wer_vs_real_asr"), 2), ""])
         lines += [_table(header, rows), ""]
 
     lines += ["## Generation speed", "",
