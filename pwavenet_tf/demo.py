@@ -3,7 +3,9 @@
 - `run_demo(out_dir)`: vocodes the bundled clips with the bundled student (whole clips)
   and the bundled teacher (a short excerpt: it is autoregressive), writes the WAVs, a
   spectrogram comparison PNG per clip, `report.md` / `report.json`, and returns the
-  figures (real-time factors, log-mel L1, MCD, loudness).
+  figures (real-time factors, log-mel L1, MCD, loudness, and, when the offline speech
+  recognizer of the `eval` extra is installed, what it hears in the real and the student
+  audio with the word error rate between the two).
 - `run_training_demo(out_dir, data_dir)`: trains a tiny teacher, distills a tiny student,
   exports it as a SavedModel, loads the export the way a server would and vocodes a clip
   through it.
@@ -19,6 +21,7 @@ import numpy as np
 from pwavenet_tf import presets
 from pwavenet_tf.audio.audio_io import read_audio, write_wav
 from pwavenet_tf.data.dataset import make_log_mel
+from pwavenet_tf.evaluation import asr
 from pwavenet_tf.evaluation.metrics import compare
 from pwavenet_tf.evaluation.report import plot_spectrograms
 from pwavenet_tf.inference import features_from_audio, real_time_factor
@@ -46,6 +49,9 @@ def run_demo(out_dir, preset=presets.DEFAULT_PRESET, teacher_seconds=0.25, seed=
     mel_layer = make_log_mel(cfg)
     student_gen = StudentGenerator(student)
     teacher_gen = TeacherGenerator(teacher) if teacher is not None else None
+    recognizer = asr.SpeechRecognizer.create()
+    if recognizer is None:
+        log(f"(no speech recognizer: {asr.unavailable_reason()}; word error rates skipped)")
     os.makedirs(out_dir, exist_ok=True)
     # Warm up both generators (graph tracing is not generation time): two lengths, so
     # that `reduce_retracing` settles on a length-agnostic graph before timing.
@@ -94,6 +100,9 @@ def run_demo(out_dir, preset=presets.DEFAULT_PRESET, teacher_seconds=0.25, seed=
             ("student", np.asarray(mel_layer(student_audio[None]))[0]),
         ], cfg.sample_rate, cfg.hop_length, title=f"{stem}: log-mel of real / teacher / student")
         clip["png"] = os.path.basename(png)
+        if recognizer is not None:
+            clip["asr"] = asr.score_clip(recognizer, real, {"student": student_audio},
+                                         cfg.sample_rate)
         clips.append(clip)
         line = (f"{stem}: {clip['seconds']:.2f} s, student RTF {clip['student_rtf']:.3f} "
                 f"({clip['student_samples_per_second']:,.0f} samples/s)")
@@ -102,6 +111,10 @@ def run_demo(out_dir, preset=presets.DEFAULT_PRESET, teacher_seconds=0.25, seed=
                      f"({clip['teacher_samples_per_second']:,.0f} samples/s), "
                      f"speed-up x{clip['speedup']:.0f}")
         log(line)
+        if "asr" in clip:
+            log(f"  recognizer hears in the real clip: \"{clip['asr']['real']['text']}\"\n"
+                f"  and in the student's:             \"{clip['asr']['student']['text']}\" "
+                f"(word error rate {_fmt_wer(clip['asr']['student']['wer_vs_real_asr'])})")
 
     report = {"preset": p.name, "out_dir": os.path.abspath(out_dir), "clips": clips,
               "metadata": {k: v for k, v in p.metadata.items() if not k.endswith("_training")}}
@@ -126,7 +139,24 @@ def _markdown(report):
             f"{c['real_rms_db']:.1f} / {c['student_rms_db']:.1f} |")
     lines += ["", "RTF: seconds of compute per second of audio (below 1 is faster than real "
               "time). The teacher generates a short excerpt only: it is autoregressive.", ""]
+    heard = [c for c in report["clips"] if "asr" in c]
+    if heard:
+        lines += ["## What a speech recognizer hears", "",
+                  "PocketSphinx (offline, default US-English model) on the real clip and on "
+                  "the student's resynthesis; the word error rate of the student's text "
+                  "against the real clip's text (0 is the same words).", "",
+                  "| clip | real | student | word error rate |", "|---|---|---|---|"]
+        for c in heard:
+            a = c["asr"]
+            lines.append(f"| {c['clip']} | {a['real']['text'] or '–'} | "
+                         f"{a['student']['text'] or '–'} | "
+                         f"{_fmt_wer(a['student']['wer_vs_real_asr'])} |")
+        lines.append("")
     return "\n".join(lines)
+
+
+def _fmt_wer(wer):
+    return "–" if wer is None else f"{wer:.2f}"
 
 
 def run_training_demo(out_dir, data_dir=None, teacher_steps=300, student_steps=100,

@@ -10,6 +10,7 @@ import pytest
 
 from pwavenet_tf import presets
 from pwavenet_tf.audio.audio_io import read_audio
+from pwavenet_tf.evaluation import asr
 from pwavenet_tf.evaluation.metrics import log_mel_l1
 from pwavenet_tf.inference import features_from_audio
 from pwavenet_tf.models.iaf_student import IAFStudent
@@ -68,4 +69,10 @@ def test_demo_runs_out_of_the_box(tmp_path):
         assert (out / clip["png"]).stat().st_size > 10_000
         assert (out / f"{clip['clip']}_student.wav").exists()
         assert clip["student_rtf"] > 0 and clip["teacher_rtf"] > clip["student_rtf"]
-    assert (out / "report.md").read_text().startswith("# pwavenet demo")
+    md = (out / "report.md").read_text()
+    assert md.startswith("# pwavenet demo")
+    if asr.unavailable_reason() is None:  # the test extra installs the recognizer
+        assert "What a speech recognizer hears" in md and "recognizer hears" in proc.stdout
+        for clip in report["clips"]:
+            assert clip["asr"]["real"]["text"]  # real speech is recognized as words
+            assert clip["asr"]["student"]["wer_vs_real_asr"] >= 0
