@@ -180,3 +180,32 @@ def test_phone_labels_from_files(trained_teacher_dir, data_dir, tiny_config, tmp
     with pytest.raises(FileNotFoundError, match="No phone label file for utterance"):
         DistillTask(cfg, trained_teacher_dir, data_dir, str(tmp_path / "s"), verbose=0,
                     log=lambda *_: None).run(steps=1)
+
+
+def test_term_gradient_norms_scale_with_the_weights(distilled, trained_teacher_dir):
+    from pwavenet_tf.losses.power_loss import PowerLoss
+    from pwavenet_tf.training.loss_balance import term_gradient_norms
+
+    out, _, task = distilled
+    student, _ = load_student(out)
+    teacher, _ = load_teacher(trained_teacher_dir)
+    batch = task_batch(task)
+
+    def norms(power_weight):
+        d = Distiller(student, teacher, num_kl_samples=4, power_weight=power_weight,
+                      power_loss=PowerLoss(fft_sizes=[128]), contrastive_weight=0.0)
+        return term_gradient_norms(d, batch)
+
+    one, three = norms(1.0), norms(3.0)
+    assert set(one) == {"kl", "power"}  # terms with weight 0 are left out
+    assert one["kl"] > 0 and one["power"] > 0
+    np.testing.assert_allclose(three["power"], 3.0 * one["power"], rtol=1e-5)
+    np.testing.assert_allclose(three["kl"], one["kl"], rtol=1e-5)  # fixed seeds: same sample
+    assert set(norms(0.0)) == {"kl"}
+
+
+def test_metrics_file_has_the_gradient_norms(distilled):
+    out, metrics, _ = distilled
+    for term in ("kl", "power"):
+        assert metrics[f"grad_norm_{term}"] > 0, term
+

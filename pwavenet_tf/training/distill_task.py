@@ -25,6 +25,7 @@ from pwavenet_tf.training.checkpointing import (
     write_json,
 )
 from pwavenet_tf.training.corpus_data import load_corpus_data
+from pwavenet_tf.training.loss_balance import term_gradient_norms
 from pwavenet_tf.training.teacher_task import METRICS_FILE, load_teacher
 
 CLASSIFIER_FILE = "phone_classifier.keras"
@@ -85,7 +86,9 @@ class FixedBatchEvaluator(keras.callbacks.Callback):
     """Evaluates every loss term on one fixed batch with fixed noise and fixed draws.
 
     Training-loss averages are noisy (new windows, noise and draws every step); this gives
-    comparable before/after figures: `kl_per_sample` etc. in `metrics.json`.
+    comparable before/after figures: `kl_per_sample` etc. in `metrics.json`, and
+    `grad_norm_<term>`, the gradient norm of each weighted term (`loss_balance`), which
+    says which term drives training.
     """
 
     def __init__(self, distiller, batch, writer, seed=1234):
@@ -104,6 +107,10 @@ class FixedBatchEvaluator(keras.callbacks.Callback):
         for name, audio in (("student", out["audio"]), ("real", self.batch["audio"])):
             rms = np.sqrt(np.mean(np.square(np.asarray(audio, "float64"))))
             figures[f"{name}_rms_db"] = float(20 * np.log10(rms + 1e-9))
+        # Which term drives training: the gradient norm of each weighted term.
+        norms = term_gradient_norms(d, self.batch, noise_seed=self.seed,
+                                    kl_seed=self.seed + 1)
+        figures.update({f"grad_norm_{k}": v for k, v in norms.items()})
         return figures
 
     def on_epoch_end(self, epoch, logs=None):
