@@ -171,6 +171,13 @@ def test_evaluate_student_without_teacher_and_errors(model_dirs, clips_dir, tmp_
     assert report["teacher_dir"] is None
     assert any("no longer exists" in n for n in report["notes"])
     assert "teacher_nll_bits_per_sample" not in report["clips"][0]
+    # A relative teacher path is relative to the student directory, not the working one.
+    with open(copy / "pwavenet_model.json", "w") as f:
+        json.dump({**moved, "teacher_dir": os.path.relpath(
+            moved["teacher_dir"], str(copy))}, f)
+    from pwavenet_tf.training.distill_task import read_teacher_dir
+
+    assert read_teacher_dir(str(copy)) == os.path.normpath(moved["teacher_dir"])
     # Bad arguments.
     assert main(["evaluate", "--model", student_dir, "--data", clips_dir, "--report", out,
                  "--max-clips", "0", "--quiet"]) == 2

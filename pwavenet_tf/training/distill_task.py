@@ -297,4 +297,12 @@ def _label_file(folder, utterance_id):
 
 
 def read_teacher_dir(student_dir):
-    return read_model_dir_info(student_dir).get("teacher_dir")
+    """The teacher directory a student directory records (None if none).
+
+    A relative path is relative to the student directory (so a teacher and student kept
+    side by side, e.g. `../teacher`, move together), not to the working directory.
+    """
+    recorded = read_model_dir_info(student_dir).get("teacher_dir")
+    if recorded and not os.path.isabs(recorded):
+        recorded = os.path.normpath(os.path.join(student_dir, recorded))
+    return recorded
