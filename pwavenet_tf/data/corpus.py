@@ -27,8 +27,9 @@ import numpy as np
 from pwavenet_tf.audio.audio_io import SUPPORTED_EXTENSIONS
 
 ROOT_SPEAKER = "<root>"
+METADATA_FILE = "metadata.csv"  # LJ Speech: `id|text|normalized text` lines, no header
 
-__all__ = ["CorpusError", "ROOT_SPEAKER", "Utterance", "list_corpus", "split_corpus"]
+__all__ = ["CorpusError", "METADATA_FILE", "ROOT_SPEAKER", "Utterance", "list_corpus", "split_corpus"]
 
 
 class CorpusError(ValueError):
@@ -56,7 +57,7 @@ def _features_path(data_dir: str, audio_path: str, utt_id: str, feature_ext: str
 
 
 def _list_ljspeech(data_dir: str, feature_ext: str) -> tuple[list[Utterance], list[str]]:
-    metadata = os.path.join(data_dir, "metadata.csv")
+    metadata = os.path.join(data_dir, METADATA_FILE)
     ids: list[str] = []
     seen: set[str] = set()
     with open(metadata, encoding="utf-8") as f:
@@ -149,7 +150,7 @@ def list_corpus(
         raise CorpusError(f"Corpus directory not found. Received: data_dir={data_dir!r}")
     if not feature_ext.startswith("."):
         raise CorpusError(f"`feature_ext` must start with '.'. Received: feature_ext={feature_ext!r}")
-    is_lj = os.path.isfile(os.path.join(data_dir, "metadata.csv")) and os.path.isdir(
+    is_lj = os.path.isfile(os.path.join(data_dir, METADATA_FILE)) and os.path.isdir(
         os.path.join(data_dir, "wavs")
     )
     utterances, speakers = (_list_ljspeech if is_lj else _list_plain)(data_dir, feature_ext)

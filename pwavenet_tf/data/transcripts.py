@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import os
 
-__all__ = ["METADATA_FILE", "read_transcripts"]
+from pwavenet_tf.data.corpus import METADATA_FILE
 
-METADATA_FILE = "metadata.csv"
+__all__ = ["read_transcripts"]
 
 
 def read_transcripts(data_dir: str | os.PathLike) -> dict[str, str]:
