@@ -190,18 +190,13 @@ def render_markdown(report):
         header = ["Clip", "Audio", "WER vs. transcript", "WER vs. ASR of real",
                   "Recognized text"]
         rows = []
-        for c in clips:
+        for name, c in [(f"`{c['id']}`", c) for c in clips] + [("**mean**", avg)]:
             for src in ("real", "student", "griffin_lim"):
                 d = _get(c, ("asr", src))
-                if d is not None:
-                    rows.append([f"`{c['id']}`", SOURCE_TITLES[src], _fmt(d.get("wer"), 2),
+                if d:
+                    rows.append([name, SOURCE_TITLES[src], _fmt(d.get("wer"), 2),
                                  _fmt(d.get("wer_vs_real_asr"), 2),
                                  _table_text(d.get("text"))])
-        for src in ("real", "student", "griffin_lim"):
-            d = _get(avg, ("asr", src))
-            if d:
-                rows.append(["**mean**", SOURCE_TITLES[src], _fmt(d.get("wer"), 2),
-                             _fmt(d.get("wer_vs_real_asr"), 2), ""])
         lines += [_table(header, rows), ""]
 
     lines += ["## Generation speed", "",

@@ -25,7 +25,7 @@ from pwavenet_tf.training.checkpointing import (
     write_json,
 )
 from pwavenet_tf.training.corpus_data import load_corpus_data
-from pwavenet_tf.training.loss_balance import term_gradient_norms
+from pwavenet_tf.training.loss_balance import terms_with_gradient_norms
 from pwavenet_tf.training.teacher_task import METRICS_FILE, load_teacher
 
 CLASSIFIER_FILE = "phone_classifier.keras"
@@ -100,16 +100,14 @@ class FixedBatchEvaluator(keras.callbacks.Callback):
 
     def evaluate(self):
         """Every active loss term on the fixed batch, plus the loudness of both signals."""
-        d = self.distiller
-        out = d(self.batch, noise_seed=self.seed)
-        terms = d.loss_terms(self.batch, out, kl_seed=self.seed + 1)
+        # One pass gives the terms and which term drives training (the gradient norm of
+        # each weighted term).
+        out, terms, norms = terms_with_gradient_norms(
+            self.distiller, self.batch, noise_seed=self.seed, kl_seed=self.seed + 1)
         figures = {_EVAL_NAMES.get(k, k): float(v) for k, v in terms.items()}
         for name, audio in (("student", out["audio"]), ("real", self.batch["audio"])):
             rms = np.sqrt(np.mean(np.square(np.asarray(audio, "float64"))))
             figures[f"{name}_rms_db"] = float(20 * np.log10(rms + 1e-9))
-        # Which term drives training: the gradient norm of each weighted term.
-        norms = term_gradient_norms(d, self.batch, noise_seed=self.seed,
-                                    kl_seed=self.seed + 1)
         figures.update({f"grad_norm_{k}": v for k, v in norms.items()})
         return figures
 

@@ -19,7 +19,7 @@ This is a TensorFlow edge (it needs `tf.GradientTape`); the model math stays in
 
 import tensorflow as tf
 
-__all__ = ["term_gradient_norms", "WEIGHTED_TERMS"]
+__all__ = ["term_gradient_norms", "terms_with_gradient_norms", "WEIGHTED_TERMS"]
 
 # The terms of `Distiller.total_loss` and the attribute holding each one's weight.
 WEIGHTED_TERMS = {
@@ -41,6 +41,15 @@ def term_gradient_norms(distiller, batch, noise_seed=1234, kl_seed=1235):
 
     Terms with weight 0 are left out.
     """
+    return terms_with_gradient_norms(distiller, batch, noise_seed, kl_seed)[2]
+
+
+def terms_with_gradient_norms(distiller, batch, noise_seed=1234, kl_seed=1235):
+    """`(student output, loss terms, gradient norms)` from ONE pass of student and teacher.
+
+    For callers that report the terms as well (the fixed-batch evaluator), so that the
+    forward passes are not run twice. See `term_gradient_norms` for the arguments.
+    """
     variables = distiller.student.trainable_variables
     if not variables:
         raise ValueError("The distiller's student has no trainable weights to measure.")
@@ -55,4 +64,4 @@ def term_gradient_norms(distiller, batch, noise_seed=1234, kl_seed=1235):
         grads = [g for g in tape.gradient(terms[name], variables) if g is not None]
         norms[name] = weight * float(tf.linalg.global_norm(grads)) if grads else 0.0
     del tape
-    return norms
+    return out, terms, norms
