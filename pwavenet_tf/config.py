@@ -9,6 +9,7 @@ Configs are immutable: derive a changed one with `dataclasses.replace` or
 
 import dataclasses
 import json
+import math
 import os
 import types
 import typing
@@ -65,8 +66,9 @@ def _check_optimisation(section, positive_keys=()):
     for k in ("batch_size", "window_samples", "steps", "checkpoint_every", "keep_checkpoints",
               *positive_keys):
         _check(getattr(section, k) > 0, s, k, getattr(section, k), "must be positive")
-    _check(section.learning_rate > 0, s, "learning_rate", section.learning_rate, "must be > 0")
-    _check(section.clip_norm > 0, s, "clip_norm", section.clip_norm, "must be > 0")
+    lr, clip = section.learning_rate, section.clip_norm
+    _check(math.isfinite(lr) and lr > 0, s, "learning_rate", lr, "must be a finite number > 0")
+    _check(math.isfinite(clip) and clip > 0, s, "clip_norm", clip, "must be a finite number > 0")
     _check(section.num_validation >= 0, s, "num_validation", section.num_validation,
            "must be >= 0")
 
@@ -195,7 +197,7 @@ class TrainingConfig(_Section):
     clip_norm: float = 1.0
     ema_decay: Optional[float] = None
     num_validation: int = 0
-    log_audio_every: int = 0
+    log_audio_every: int = 0  # steps between TensorBoard audio (0: at the end only)
 
     def __post_init__(self):
         _check_optimisation(self)
@@ -217,6 +219,9 @@ class StudentConfig(_Section):
     speaker_channels: int = 16
     log_scale_min: float = -7.0
     log_scale_max: float = 3.0
+    # log of the whole stack's scale s_tot at initialisation: -3.0 is s_tot ~ 0.05, the
+    # scale bfs18's LJ Speech student starts from.
+    initial_log_scale: float = -3.0
 
     def __post_init__(self):
         s = self.SECTION
@@ -228,6 +233,11 @@ class StudentConfig(_Section):
         _check(self.filter_size >= 2, s, "filter_size", self.filter_size, "must be >= 2")
         _check(self.log_scale_min < self.log_scale_max, s, "log_scale_min", self.log_scale_min,
                "must be < log_scale_max")
+        per_flow = self.initial_log_scale / len(fl)
+        _check(self.log_scale_min < per_flow < self.log_scale_max, s, "initial_log_scale",
+               self.initial_log_scale,
+               f"divided by the {len(fl)} flows it must lie inside (log_scale_min, "
+               "log_scale_max)")
         _check_upsample_factors(self)
 
 
@@ -261,9 +271,12 @@ class DistillConfig(_Section):
     contrastive_weight: float = 0.0
     contrastive_gamma: float = 0.3
     num_validation: int = 0
+    ema_decay: Optional[float] = None  # Polyak averaging of the student's weights
 
     def __post_init__(self):
         s = self.SECTION
+        e = self.ema_decay
+        _check(e is None or 0 < e < 1, s, "ema_decay", e, "must be in (0, 1) or null")
         _check_optimisation(self, ("num_kl_samples", "perceptual_classes",
                                    "perceptual_classifier_steps"))
         for k in ("kl_weight", "power_weight", "spectral_weight", "perceptual_weight", "perceptual_style_weight",
@@ -344,6 +357,30 @@ class Config:
                 raise ConfigError(f"Unknown config section: {k}")
             data[k] = {**data[k], **v}
         return Config.from_dict(data)
+
+
+def distillation_density_problem(output_distribution):
+    """Why a teacher with this output cannot be distilled, or None when it can.
+
+    The KL needs a continuous teacher density (mixture of logistics); a mu-law teacher's
+    output is a categorical over integer classes, which passes no gradient to the
+    student's samples, so its "KL" is not a KL.
+    """
+    if output_distribution == "mixture_of_logistics":
+        return None
+    return (
+        "distillation needs a teacher with a continuous output density "
+        "(teacher.output_distribution='mixture_of_logistics'); a mu_law teacher is a "
+        "categorical over integer classes, which passes no gradient to the student's "
+        f"samples. Received: output_distribution={output_distribution!r}"
+    )
+
+
+def check_distillable(config):
+    """Raises `ConfigError` unless the config's teacher can be distilled."""
+    problem = distillation_density_problem(config.teacher.output_distribution)
+    if problem:
+        raise ConfigError(f"Invalid `teacher.output_distribution`: {problem}")
 
 
 def config_dir():

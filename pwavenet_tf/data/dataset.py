@@ -250,14 +250,17 @@ def make_dataset(
     repeat: bool = True,
     drop_remainder: bool = True,
     cache: UtteranceCache | bool | None = None,
+    start_step: int = 0,
 ) -> tf.data.Dataset:
     """Batches of random aligned windows: `({"audio", "features", "speaker_id"}, audio)`.
 
     Shapes: audio `[B, W]` float32, features `[B, W // hop, D]` float32, speaker_id `[B]`
     int32; the target is the same audio. Each epoch visits every utterance once (in a
     seeded random order if `shuffle`, else in the given order) at a seeded random frame
-    offset; `repeat=True` chains epochs forever (each epoch differs). The pipeline is a
-    deterministic function of `seed` (numpy `default_rng(seed)` in a generator).
+    offset; `repeat=True` chains epochs forever (each epoch differs). Every example is a
+    deterministic function of `seed` and its index in the stream, and `start_step` starts
+    the stream at batch `start_step` (what a run resumed at that step sees next: the same
+    batches an uninterrupted run sees at those steps).
 
     `cache`: an `UtteranceCache` of exactly these utterances, `True` to build one now
     (loads the whole corpus into memory), or `None`/`False` to read each utterance from disk
@@ -270,6 +273,9 @@ def make_dataset(
     hop = s["hop_length"]
     window_samples = _check_window(window_samples, hop)
     batch_size = _check_positive("batch_size", batch_size)
+    if isinstance(start_step, bool) or not isinstance(start_step, (int, np.integer)) or start_step < 0:
+        raise ValueError(f"`start_step` must be an integer >= 0. Received: start_step={start_step!r}")
+    start_step = int(start_step)
     if not repeat and drop_remainder and len(utterances) < batch_size:
         raise ValueError(
             f"With repeat=False and drop_remainder=True, {len(utterances)} utterances make no "
@@ -297,16 +303,23 @@ def make_dataset(
     n = len(utterances)
 
     def generate() -> Iterator[tuple[np.ndarray, np.ndarray, np.int32]]:
-        rng = np.random.default_rng(seed)
+        # Example k of the stream (k = step * batch_size + j) is a pure function of (seed,
+        # k): its epoch's order comes from default_rng([seed, epoch]) and its crop from
+        # default_rng([seed, epoch, position]), so a stream started at `start_step` is the
+        # tail of the stream started at 0 (exact resume).
+        k = start_step * batch_size
         while True:
-            order = rng.permutation(n) if shuffle else np.arange(n)
-            for i in order:
-                audio, feats = load(int(i))
-                offset = int(rng.integers(0, max(len(feats) - window_frames, 0) + 1))
-                a, f = random_window(audio, feats, window_frames, hop, offset, pad_value)
-                yield a, f, speakers[i]
-            if not repeat:
+            epoch, position = divmod(k, n)
+            if not repeat and epoch > 0:
                 return
+            order = np.random.default_rng([seed, epoch]).permutation(n) if shuffle else None
+            i = int(order[position]) if shuffle else position
+            audio, feats = load(i)
+            crop = np.random.default_rng([seed, epoch, position])
+            offset = int(crop.integers(0, max(len(feats) - window_frames, 0) + 1))
+            a, f = random_window(audio, feats, window_frames, hop, offset, pad_value)
+            yield a, f, speakers[i]
+            k += 1
 
     ds = tf.data.Dataset.from_generator(
         generate,

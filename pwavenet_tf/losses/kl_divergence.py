@@ -1,9 +1,9 @@
 """Monte Carlo estimate of KL(P_S || P_T) for probability density distillation."""
 
-import math
-
 import keras
 from keras import ops
+
+from pwavenet_tf.config import distillation_density_problem
 
 LOGISTIC_ENTROPY_CONSTANT = 2.0  # H(Logistic(mu, s)) = log s + 2
 
@@ -14,22 +14,28 @@ def logistic_noise(shape, seed, dtype="float32", eps=1e-5):
     return ops.log(u) - ops.log1p(-u)
 
 
+def check_teacher_density(output_distribution):
+    """Distillation needs a continuous teacher density; a mu-law teacher is refused."""
+    problem = distillation_density_problem(output_distribution)
+    if problem:
+        raise ValueError(problem[0].upper() + problem[1:])
+
+
 def teacher_log_density(teacher, params, x):
-    """log p_T(x) per element as a density on [-1, 1].
+    """log p_T(x) per element: the teacher's mixture as a density on the real line.
 
-    The teacher's output is a distribution over 16-bit bins; the KL is between densities,
-    so the bin mass is divided by the bin width (2 delta). This only shifts the estimate by
-    a constant (it does not change gradients) and makes the reported KL >= 0.
+    `DiscretizedMixLogistic.log_density`: the mass of the bin-wide interval around x over
+    its width, with no edge bins, so the student's unclipped draws beyond +-1 are scored by
+    a density (the edge bins' tail mass would bias the cross-entropy down and break
+    KL >= 0). `x` may carry leading draw axes (`[M, B, T]` against `[B, T, 3K]` params):
+    only x is broadcast over the draws, the mixture terms of the parameters are not copied.
     """
-    dist = teacher.distribution(params)
-    log_mass = dist.log_prob(x)
-    if teacher.output_distribution == "mixture_of_logistics":
-        return log_mass - math.log(2.0 * dist.delta)
-    # mu-law: a categorical over non-uniform bins; use the mass as is (8-bit option).
-    return log_mass
+    check_teacher_density(teacher.output_distribution)
+    return teacher.distribution(params).log_density(x)
 
 
-def kl_terms(teacher, student_out, conditioning, global_conditioning, num_samples, seed):
+def kl_terms(teacher, student_out, conditioning, global_conditioning, num_samples, seed=None,
+             noise=None):
     """Per-timestep cross-entropy, entropy and KL, each `[batch, time]` (nats).
 
     1. `student_out` holds one student sample x with its per-timestep Logistic(mu_tot,
@@ -39,6 +45,8 @@ def kl_terms(teacher, student_out, conditioning, global_conditioning, num_sample
     3. For every t, `num_samples` draws x'_t = mu_tot + s_tot * logistic noise are scored
        under p_T(. | x_<t); their mean negative log density estimates H(p_S, p_T) at t.
 
+    The draws' noise is `noise` (`[num_samples, batch, time]`, e.g. keyed to the step by
+    `stateless_noise`) or drawn from `seed` (an int or a `keras.random.SeedGenerator`).
     Gradients reach the student through the reparameterised draws (mu_tot, s_tot) and
     through x_<t into the teacher's input. Nothing is rounded or cast to integers.
     """
@@ -46,13 +54,11 @@ def kl_terms(teacher, student_out, conditioning, global_conditioning, num_sample
     mu = student_out["mu_tot"]
     log_s = student_out["log_s_tot"]
     params = teacher.params_from_conditioning(x, conditioning, global_conditioning)
-    shape = ops.shape(x)
-    noise = logistic_noise((num_samples, shape[0], shape[1]), seed)
+    if noise is None:
+        shape = ops.shape(x)
+        noise = logistic_noise((num_samples, shape[0], shape[1]), seed)
     draws = ops.expand_dims(mu, 0) + ops.expand_dims(ops.exp(log_s), 0) * noise
-    params_k = ops.broadcast_to(
-        ops.expand_dims(params, 0), (num_samples,) + tuple(ops.shape(params))
-    )
-    log_p = teacher_log_density(teacher, params_k, draws)
+    log_p = teacher_log_density(teacher, params, draws)
     cross_entropy = -ops.mean(log_p, axis=0)
     entropy = log_s + LOGISTIC_ENTROPY_CONSTANT
     return {"cross_entropy": cross_entropy, "entropy": entropy, "kl": cross_entropy - entropy}

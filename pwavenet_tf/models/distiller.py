@@ -3,8 +3,8 @@
 import keras
 from keras import ops
 
-from pwavenet_tf.losses.kl_divergence import kl_terms, logistic_noise
-
+from pwavenet_tf.losses import stateless_noise
+from pwavenet_tf.losses.kl_divergence import check_teacher_density, kl_terms, logistic_noise
 
 
 class Distiller(keras.Model):
@@ -39,7 +39,9 @@ class Distiller(keras.Model):
         power_loss: a `PowerLoss` (required when power_weight > 0).
         spectral_loss: a `MultiResolutionSTFTLoss` (required when spectral_weight > 0).
         perceptual_loss: a `PerceptualLoss` (required when perceptual_weight > 0).
-        seed: seed of the noise and Monte Carlo draws.
+        seed: seed of the noise and Monte Carlo draws. In training every draw is keyed to
+            (seed, step, example) (`losses.stateless_noise`), so a resumed run repeats an
+            uninterrupted run's draws and each replica draws for its own examples.
     """
 
     def __init__(
@@ -68,6 +70,7 @@ class Distiller(keras.Model):
             raise ValueError("spectral_weight > 0 needs a `spectral_loss`.")
         if perceptual_weight > 0 and perceptual_loss is None:
             raise ValueError("perceptual_weight > 0 needs a `perceptual_loss`.")
+        check_teacher_density(teacher.output_distribution)
         if student.conditioning_dim != teacher.conditioning_dim:
             raise ValueError(
                 "Student and teacher must use the same conditioning features. Received: "
@@ -96,8 +99,7 @@ class Distiller(keras.Model):
         self.perceptual_loss = perceptual_loss
         if perceptual_loss is not None:
             perceptual_loss.classifier.trainable = False
-        self.noise_seed = keras.random.SeedGenerator(seed)
-        self.kl_seed = keras.random.SeedGenerator(seed + 1)
+        self.seed = int(seed)
         self.trackers = {name: keras.metrics.Mean(name=name) for name in self._active_terms()}
 
     def _active_terms(self):
@@ -116,35 +118,58 @@ class Distiller(keras.Model):
     def metrics(self):
         return super().metrics + list(self.trackers.values())
 
+    def _step_seeds(self, stream, batch_size):
+        """Per-example stateless seeds of this training step (see `stateless_noise`)."""
+        return stateless_noise.example_seeds(self.seed, stream, self.optimizer.iterations,
+                                             batch_size)
+
     def call(self, inputs, training=False, noise_seed=None):
         """One student sample for the batch's conditioning (noise drawn here).
 
-        `noise_seed`: an int for fixed noise (evaluation); default: the model's generator.
+        `noise_seed`: an int for fixed noise. Default: in training, noise keyed to (seed,
+        step, example); otherwise the fixed seed `seed`.
         """
         features = inputs["features"]
+        batch = ops.shape(features)[0]
         length = ops.shape(features)[1] * self.student.hop_length
-        seed = self.noise_seed if noise_seed is None else noise_seed
-        noise = logistic_noise((ops.shape(features)[0], length), seed)
+        if noise_seed is None and training:
+            seeds = self._step_seeds(stateless_noise.STUDENT_NOISE, batch)
+            noise = stateless_noise.logistic_noise_per_example(seeds, [length])
+        else:
+            noise = logistic_noise((batch, length), self.seed if noise_seed is None else noise_seed)
         student_inputs = {"noise": noise, "features": features}
         if self.student.multi_speaker:
             student_inputs["speaker_id"] = inputs["speaker_id"]
         return self.student(student_inputs, training=training)
 
-    def loss_terms(self, inputs, student_out, kl_seed=None):
+    def _kl_noise(self, student_out, kl_seed, training):
+        """`[num_kl_samples, batch, time]` noise of the KL draws."""
+        shape = ops.shape(student_out["audio"])
+        if kl_seed is None and training:
+            seeds = self._step_seeds(stateless_noise.KL_DRAWS, shape[0])
+            noise = stateless_noise.logistic_noise_per_example(
+                seeds, [self.num_kl_samples, shape[1]])
+            return ops.transpose(noise, (1, 0, 2))
+        seed = self.seed + 1 if kl_seed is None else kl_seed
+        return logistic_noise((self.num_kl_samples, shape[0], shape[1]), seed)
+
+    def loss_terms(self, inputs, student_out, kl_seed=None, training=False):
         """Every loss term (scalars, nats per sample for the KL family).
 
-        `kl_seed`: an int for fixed Monte Carlo draws (evaluation); default: the model's
-        generator.
+        The teacher is scored on the student's own sample `student_out["audio"]`. The KL
+        draws are keyed to the step in training, else drawn from `kl_seed` (an int;
+        default `seed + 1`); the matched and the mismatched (contrastive) KL use the same
+        draws, so their difference carries no extra Monte Carlo noise.
         """
-        kl_seed = self.kl_seed if kl_seed is None else kl_seed
         features = inputs["features"]
         speaker = inputs.get("speaker_id") if self.teacher.multi_speaker else None
         conditioning = self.teacher.upsample_conditioning(features)
         global_cond = self.teacher.global_conditioning(speaker)
+        noise = self._kl_noise(student_out, kl_seed, training)
         terms = {
             k: ops.mean(v)
             for k, v in kl_terms(self.teacher, student_out, conditioning, global_cond,
-                                 self.num_kl_samples, kl_seed).items()
+                                 self.num_kl_samples, noise=noise).items()
         }
         real = inputs["audio"]
         if self.power_weight > 0:
@@ -161,7 +186,7 @@ class Distiller(keras.Model):
             other = ops.roll(conditioning, shift=1, axis=0)
             other_global = None if global_cond is None else ops.roll(global_cond, 1, axis=0)
             mismatched = kl_terms(self.teacher, student_out, other, other_global,
-                                  self.num_kl_samples, kl_seed)
+                                  self.num_kl_samples, noise=noise)
             terms["kl_mismatched"] = ops.mean(mismatched["kl"])
             terms["contrastive"] = terms["kl"] - self.contrastive_gamma * terms["kl_mismatched"]
         return terms
@@ -179,7 +204,7 @@ class Distiller(keras.Model):
         return loss
 
     def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
-        terms = self.loss_terms(x, y_pred)
+        terms = self.loss_terms(x, y_pred, training=training)
         for name, tracker in self.trackers.items():
             tracker.update_state(terms[name])
         return self.total_loss(terms)

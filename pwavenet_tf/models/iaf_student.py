@@ -262,7 +262,7 @@ class IAFStudent(ConditionedModel, keras.Model):
 
     @classmethod
     def from_pwavenet_config(cls, config, feature_mean=None, feature_std=None):
-        """Builds the student of a `pwavenet_tf.config.Config` (initial scale: the default)."""
+        """Builds the student of a `pwavenet_tf.config.Config`."""
         s = config.student
         return cls(
             conditioning_dim=config.audio.conditioning_dim,
@@ -276,6 +276,7 @@ class IAFStudent(ConditionedModel, keras.Model):
             speaker_channels=s.speaker_channels,
             log_scale_min=s.log_scale_min,
             log_scale_max=s.log_scale_max,
+            initial_log_scale=s.initial_log_scale,
             feature_mean=feature_mean,
             feature_std=feature_std,
         )

@@ -1,5 +1,6 @@
 """Keras callbacks shared by teacher training and distillation."""
 
+import contextlib
 import math
 import time
 
@@ -100,3 +101,80 @@ class TensorBoardMedia(keras.callbacks.Callback):
                     img = (img - lo) / np.maximum(hi - lo, 1e-6)
                     tf.summary.image(name, img[..., None], step=step, max_outputs=2)
         self.writer.flush()
+
+
+@contextlib.contextmanager
+def ema_weights_swapped(model):
+    """Within the block the model's trainable weights are its optimizer's EMA (Polyak)
+    averages; the raw weights come back afterwards. A no-op without EMA."""
+    optimizer = getattr(model, "optimizer", None)
+    averages = getattr(optimizer, "_model_variables_moving_average", None)
+    if not getattr(optimizer, "use_ema", False) or not averages:
+        yield
+        return
+    variables = list(optimizer._trainable_variables)
+    raw = [v.numpy() for v in variables]
+    for v, a in zip(variables, averages):
+        v.assign(a)
+    try:
+        yield
+    finally:
+        for v, r in zip(variables, raw):
+            v.assign(r)
+
+
+class EMAValidation(keras.callbacks.Callback):
+    """Adds `val_<metric>` to the epoch logs, measured with the EMA weights.
+
+    The weights used downstream (generation, distillation, export) are the EMA weights,
+    so validation measures those, on the same batches every time (a fresh iterator over
+    `dataset` per evaluation). Place it before the callbacks that read `val_*`.
+    """
+
+    def __init__(self, dataset, steps):
+        super().__init__()
+        self.dataset = dataset
+        self.steps = steps
+
+    def on_epoch_end(self, epoch, logs=None):
+        with ema_weights_swapped(self.model):
+            results = self.model.evaluate(self.dataset, steps=self.steps, verbose=0,
+                                          return_dict=True)
+        if logs is not None:
+            logs.update({f"val_{k}": float(v) for k, v in results.items()})
+
+
+class Periodic(keras.callbacks.Callback):
+    """Runs `callback`'s `on_epoch_end` only at multiples of `every` steps and at `last`.
+
+    Epochs are as short as exact step counts need (`schedule.plan_epochs`); checkpoints,
+    validation and metrics still happen every `checkpoint_every` steps and at the end.
+    """
+
+    def __init__(self, callback, every, last):
+        super().__init__()
+        self.callback = callback
+        self.every = every
+        self.last = last
+
+    def set_model(self, model):
+        super().set_model(model)
+        self.callback.set_model(model)
+
+    def set_params(self, params):
+        super().set_params(params)
+        self.callback.set_params(params)
+
+    def on_train_begin(self, logs=None):
+        self.callback.on_train_begin(logs)
+
+    def on_train_end(self, logs=None):
+        self.callback.on_train_end(logs)
+
+    def on_train_batch_end(self, batch, logs=None):
+        self.callback.on_train_batch_end(batch, logs)
+
+    def on_epoch_end(self, epoch, logs=None):
+        step = int(self.model.optimizer.iterations.numpy())
+        if step % self.every == 0 or step >= self.last:
+            self.callback.on_epoch_end(epoch, logs)

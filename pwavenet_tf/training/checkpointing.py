@@ -70,45 +70,88 @@ def model_variables_by_path(model):
     return out
 
 
-class TrainingCheckpoint:
-    """`tf.train.CheckpointManager` over a model's weights and its optimizer.
+def ema_variables_by_path(model, optimizer):
+    """`{path: EMA variable}` of the model's trainable weights ({} without Polyak averaging).
 
-    The model's variables are saved by path (`model_variables_by_path`); the optimizer
-    (with its `iterations`, the step counter) as a whole. `restore()` loads the newest
-    checkpoint and checks that every model weight was found with the right shape;
+    Keras builds the optimizer's moving averages in the order of its trainable variables.
+    """
+    if optimizer is None or model is None or not getattr(optimizer, "use_ema", False):
+        return {}
+    averages = getattr(optimizer, "_model_variables_moving_average", None)
+    if not averages:
+        raise CheckpointError("The optimizer uses EMA but is not built; build it first.")
+    return {v.path.replace("/", "."): a
+            for v, a in zip(optimizer._trainable_variables, averages)}
+
+
+def _checkpoint_keys(path):
+    return {name.split("/", 1)[0] for name, _ in tf.train.list_variables(path)}
+
+
+class TrainingCheckpoint:
+    """`tf.train.CheckpointManager` over a model's weights, its optimizer and its EMA.
+
+    Every checkpoint holds what a run needs to continue exactly: the model's variables by
+    path (`model_variables_by_path`), the optimizer as a whole (its `iterations`, the step
+    counter, and its Adam moments and EMA slots), and, when the optimizer keeps Polyak
+    averages, the EMA weights again by path (`ema_weights`), so a loader without an
+    optimizer can use them. `restore()` loads the newest checkpoint and checks that every
+    model weight was found with the right shape; with `use_ema=True` (inference) and a
+    checkpoint that has EMA weights, the model's trainable weights get the EMA values.
     `save(step)` refuses to write weights that are not finite.
     """
 
     def __init__(self, model_dir, max_to_keep=3, model=None, optimizer=None):
         self.directory = os.path.join(model_dir, CHECKPOINT_DIR)
-        trackables = {}
+        self._trackables = {}
         if model is not None:
-            trackables["model_weights"] = tf.train.Checkpoint(**model_variables_by_path(model))
+            self._trackables["model_weights"] = tf.train.Checkpoint(
+                **model_variables_by_path(model))
         if optimizer is not None:
-            trackables["optimizer"] = optimizer
-        self.checkpoint = tf.train.Checkpoint(**trackables)
+            self._trackables["optimizer"] = optimizer
+        ema = ema_variables_by_path(model, optimizer)
+        if ema:
+            self._trackables["ema_weights"] = tf.train.Checkpoint(**ema)
+        self.checkpoint = tf.train.Checkpoint(**self._trackables)
         self.manager = tf.train.CheckpointManager(self.checkpoint, self.directory,
                                                   max_to_keep=max_to_keep)
         self.model = model
+        self.optimizer = optimizer
         self.has_optimizer = optimizer is not None
+        self.has_ema = bool(ema)
 
     @property
     def latest(self):
         return self.manager.latest_checkpoint
 
-    def restore(self, require=False):
-        """Restores the newest checkpoint; returns its path (None when there is none)."""
+    def restore(self, require=False, use_ema=True):
+        """Restores the newest checkpoint; returns its path (None when there is none).
+
+        A checkpoint of an older version without `ema_weights` restores the rest (the
+        optimizer's own EMA slots included).
+        """
         path = self.latest
         if path is None:
             if require:
                 raise CheckpointError(f"No checkpoint found in {self.directory}")
             return None
         try:
-            status = self.checkpoint.restore(path)
+            keys = _checkpoint_keys(path)
+            checkpoint = self.checkpoint
+            if "ema_weights" in self._trackables and "ema_weights" not in keys:
+                checkpoint = tf.train.Checkpoint(**{k: v for k, v in self._trackables.items()
+                                                    if k != "ema_weights"})
+            status = checkpoint.restore(path)
             # Every weight of the model (and the optimizer, when given) must be present.
             status.assert_existing_objects_matched()
             if not self.has_optimizer:
                 status.expect_partial()  # loading for inference: optimizer slots unused
+            if (use_ema and not self.has_optimizer and self.model is not None
+                    and "ema_weights" in keys):
+                ema = {v.path.replace("/", "."): v for v in self.model.trainable_weights}
+                ema_status = tf.train.Checkpoint(
+                    ema_weights=tf.train.Checkpoint(**ema)).restore(path)
+                ema_status.assert_existing_objects_matched().expect_partial()
         except (AssertionError, ValueError, tf.errors.OpError) as e:
             raise CheckpointError(
                 f"Checkpoint {path} does not match this model (was it written with a "
@@ -117,13 +160,15 @@ class TrainingCheckpoint:
         return path
 
     def save(self, step):
-        if self.model is not None:
-            for w in self.model.weights:
-                if not np.all(np.isfinite(np.asarray(w))):
-                    raise TrainingDivergedError(
-                        f"Weight {w.path} is not finite at step {step}; refusing to write a "
-                        f"corrupt checkpoint. The last good one is {self.latest}."
-                    )
+        variables = list(self.model.weights) if self.model is not None else []
+        if self.has_ema:
+            variables += list(ema_variables_by_path(self.model, self.optimizer).values())
+        for w in variables:
+            if not np.all(np.isfinite(np.asarray(w))):
+                raise TrainingDivergedError(
+                    f"Weight {w.path} is not finite at step {step}; refusing to write a "
+                    f"corrupt checkpoint. The last good one is {self.latest}."
+                )
         return self.manager.save(checkpoint_number=step)
 
 

@@ -22,11 +22,13 @@ class CorpusData:
     stats: dict
     audio_config: object
 
-    def dataset(self, split, window_samples, batch_size, seed, multi_speaker, shuffle=True):
+    def dataset(self, split, window_samples, batch_size, seed, multi_speaker, shuffle=True,
+                start_step=0):
+        """Endless batches of a split; `start_step`: the first batch is that step's."""
         cache = self.train if split == "train" else self.valid
         ds = make_dataset(
             cache.utterances, self.audio_config, window_samples, batch_size,
-            seed=seed, shuffle=shuffle, repeat=True, cache=cache,
+            seed=seed, shuffle=shuffle, repeat=True, cache=cache, start_step=start_step,
         )
         if not multi_speaker:
             ds = ds.map(lambda x, y: ({k: v for k, v in x.items() if k != "speaker_id"}, y))

@@ -9,6 +9,7 @@ import shutil
 import keras
 import numpy as np
 
+from pwavenet_tf.config import check_distillable
 from pwavenet_tf.losses.power_loss import PowerLoss
 from pwavenet_tf.losses.spectral_loss import MultiResolutionSTFTLoss
 from pwavenet_tf.models.distiller import Distiller
@@ -21,12 +22,14 @@ from pwavenet_tf.training.checkpointing import (
     load_trained_model,
     model_dir_role,
     prepare_model_dir,
+    read_model_dir_config,
     read_model_dir_info,
     write_json,
 )
 from pwavenet_tf.training.corpus_data import load_corpus_data
 from pwavenet_tf.training.loss_balance import terms_with_gradient_norms
-from pwavenet_tf.training.teacher_task import METRICS_FILE, load_teacher
+from pwavenet_tf.training.schedule import check_steps, plan_epochs
+from pwavenet_tf.training.teacher_task import METRICS_FILE, enable_determinism, load_teacher
 
 CLASSIFIER_FILE = "phone_classifier.keras"
 
@@ -101,9 +104,10 @@ class FixedBatchEvaluator(keras.callbacks.Callback):
     def evaluate(self):
         """Every active loss term on the fixed batch, plus the loudness of both signals."""
         # One pass gives the terms and which term drives training (the gradient norm of
-        # each weighted term).
-        out, terms, norms = terms_with_gradient_norms(
-            self.distiller, self.batch, noise_seed=self.seed, kl_seed=self.seed + 1)
+        # each weighted term), with the EMA weights when the student keeps them.
+        with cb.ema_weights_swapped(self.distiller):
+            out, terms, norms = terms_with_gradient_norms(
+                self.distiller, self.batch, noise_seed=self.seed, kl_seed=self.seed + 1)
         figures = {_EVAL_NAMES.get(k, k): float(v) for k, v in terms.items()}
         for name, audio in (("student", out["audio"]), ("real", self.batch["audio"])):
             rms = np.sqrt(np.mean(np.square(np.asarray(audio, "float64"))))
@@ -124,9 +128,15 @@ class DistillTask:
 
     `out_dir` receives `config.json` (the audio settings are the teacher's; a config whose
     audio section differs is an error), `feature_stats.json` (the teacher's statistics),
-    `pwavenet_model.json` (role and teacher path), `checkpoints/` (student + optimizer,
-    resumed on restart), `tensorboard/`, `metrics.json`, and with the perceptual loss on,
+    `pwavenet_model.json` (role and teacher path), `checkpoints/` (student, optimizer with
+    its Adam moments and EMA slots, EMA weights with `distill.ema_decay`, the step; resumed
+    on restart), `tensorboard/`, `metrics.json`, and with the perceptual loss on,
     `phone_classifier.keras`.
+
+    Resume is exact: the batches, the student's noise and the KL draws are functions of
+    (seed, step, example), so with `deterministic=True` a stopped and resumed run ends
+    with the weights of an uninterrupted one. A mu-law teacher is refused before anything
+    is written.
     """
 
     config: object
@@ -136,6 +146,7 @@ class DistillTask:
     seed: int = 0
     verbose: int = 1
     log: object = print
+    deterministic: bool = False
 
     def run(self, steps=None):
         if model_dir_role(self.teacher_dir) is None and not os.path.exists(
@@ -143,12 +154,15 @@ class DistillTask:
             raise CheckpointError(
                 f"No trained teacher in {self.teacher_dir} (config.json and checkpoints missing)."
             )
+        teacher_config = read_model_dir_config(self.teacher_dir, role="teacher")
+        # Refused before anything is written: a mu-law teacher has no density to distill.
+        check_distillable(teacher_config)
         teacher, teacher_config = load_teacher(self.teacher_dir)
         cfg = self.config
         check_teacher_compatible(cfg, teacher_config)
         dc = cfg.distill
         if steps is not None:
-            dc = dataclasses.replace(dc, steps=steps)
+            dc = dataclasses.replace(dc, steps=check_steps("steps", steps))
         cfg = dataclasses.replace(cfg, distill=dc, teacher=teacher_config.teacher)
         prepare_model_dir(self.out_dir, cfg, compare_sections=("audio", "student"),
                           role="student",
@@ -156,6 +170,7 @@ class DistillTask:
         stats_path = os.path.join(self.out_dir, STATS_FILE)
         if not os.path.exists(stats_path):
             shutil.copy(os.path.join(self.teacher_dir, STATS_FILE), stats_path)
+        enable_determinism(self.deterministic)
         keras.utils.set_random_seed(self.seed)
 
         data = load_corpus_data(self.data_dir, cfg.audio, dc.num_validation, self.seed,
@@ -163,7 +178,6 @@ class DistillTask:
         multi = cfg.audio.num_speakers > 1
         if dc.contrastive_weight > 0 and dc.batch_size < 2:
             raise ValueError("The contrastive loss needs distill.batch_size >= 2.")
-        train_ds = data.dataset("train", dc.window_samples, dc.batch_size, self.seed, multi)
 
         student = build_student(cfg, data.stats)
         power = (PowerLoss(fft_sizes=dc.power_fft_sizes, log_floor=dc.power_log_floor)
@@ -179,7 +193,9 @@ class DistillTask:
             power_loss=power, spectral_loss=spectral, perceptual_loss=perceptual,
             seed=self.seed,
         )
-        optimizer = keras.optimizers.Adam(dc.learning_rate, clipnorm=dc.clip_norm)
+        optimizer = keras.optimizers.Adam(
+            dc.learning_rate, clipnorm=dc.clip_norm, use_ema=dc.ema_decay is not None,
+            ema_momentum=dc.ema_decay or 0.99)
         distiller.compile(optimizer=optimizer)
         optimizer.build(student.trainable_variables)
         self.log(f"student: {student.count_params():,} parameters, {len(student.flows)} flows "
@@ -192,6 +208,9 @@ class DistillTask:
         step = int(optimizer.iterations.numpy())
         if restored:
             self.log(f"resumed from {restored} at step {step}")
+        # The batches from `step` on are the ones an uninterrupted run sees there.
+        train_ds = data.dataset("train", dc.window_samples, dc.batch_size, self.seed, multi,
+                                start_step=step)
 
         eval_split = "valid" if data.examples("valid") else "train"
         eval_batch = next(iter(data.dataset(eval_split, dc.window_samples, dc.batch_size,
@@ -214,19 +233,22 @@ class DistillTask:
         writer.extra["initial_kl_per_sample"] = initial
         self.log(f"initial KL per sample on the evaluation batch: {initial:.4f} nats")
 
-        per_epoch = min(dc.checkpoint_every, dc.steps)
-        epochs = math.ceil(dc.steps / per_epoch)
-        initial_epoch = step // per_epoch
+        per_epoch, epochs, initial_epoch = plan_epochs(dc.steps, dc.checkpoint_every, step)
+
+        def periodic(callback, every=dc.checkpoint_every):
+            return cb.Periodic(callback, every, dc.steps)
+
         callbacks = [
             cb.NaNGuard(),
-            cb.CheckpointCallback(ckpt),
-            writer,
-            evaluator,
+            periodic(cb.CheckpointCallback(ckpt)),
+            periodic(writer),
+            periodic(evaluator),
             keras.callbacks.TensorBoard(os.path.join(self.out_dir, "tensorboard")),
-            cb.TensorBoardMedia(os.path.join(self.out_dir, "tensorboard", "media"),
-                                lambda: {"student": ("audio", distiller(eval_batch)["audio"]),
-                                         "real": ("audio", eval_batch["audio"])},
-                                cfg.audio.sample_rate, every=epochs),
+            periodic(cb.TensorBoardMedia(
+                os.path.join(self.out_dir, "tensorboard", "media"),
+                lambda: {"student": ("audio", distiller(eval_batch)["audio"]),
+                         "real": ("audio", eval_batch["audio"])},
+                cfg.audio.sample_rate), every=dc.steps),
         ]
         if initial_epoch >= epochs:
             self.log(f"already trained for {step} >= {dc.steps} steps; nothing to do")

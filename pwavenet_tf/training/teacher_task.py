@@ -16,6 +16,7 @@ from pwavenet_tf.training.checkpointing import (
     prepare_model_dir,
 )
 from pwavenet_tf.training.corpus_data import load_corpus_data
+from pwavenet_tf.training.schedule import check_steps, plan_epochs
 
 LN2 = math.log(2.0)
 METRICS_FILE = "metrics.json"
@@ -76,13 +77,24 @@ def _published(logs):
     return out
 
 
+def enable_determinism(deterministic):
+    """`--deterministic`: TensorFlow op determinism (same inputs, same bits, every run)."""
+    if deterministic:
+        tf.config.experimental.enable_op_determinism()
+
+
 @dataclasses.dataclass
 class TeacherTask:
     """Trains a `WaveNetTeacher` on a corpus folder into `out_dir`.
 
     `out_dir` receives `config.json` (the resolved config), `feature_stats.json`,
-    `checkpoints/` (model + optimizer; the newest is restored on start, so a killed run
-    resumes with its step counter), `tensorboard/` and `metrics.json`.
+    `checkpoints/` (model, optimizer with its Adam moments and EMA slots, EMA weights and
+    the step; the newest is restored on start), `tensorboard/` and `metrics.json`.
+
+    Resume is exact: every batch is a function of (seed, step) (`make_dataset(start_step)`)
+    and every checkpoint holds the whole training state, so with `deterministic=True` a
+    run stopped and resumed any number of times ends with the weights of an uninterrupted
+    run. Validation and the published figures use the EMA weights when `ema_decay` is set.
     """
 
     config: object
@@ -92,16 +104,19 @@ class TeacherTask:
     mixed_precision: bool = False
     verbose: int = 1
     log: object = print
+    deterministic: bool = False
 
     def run(self, steps=None, batch_size=None):
         cfg = self.config
         tc = cfg.teacher_training
-        if steps is not None or batch_size is not None:
-            tc = dataclasses.replace(tc, steps=steps or tc.steps,
-                                     batch_size=batch_size or tc.batch_size)
-            cfg = dataclasses.replace(cfg, teacher_training=tc)
+        if steps is not None:
+            tc = dataclasses.replace(tc, steps=check_steps("steps", steps))
+        if batch_size is not None:
+            tc = dataclasses.replace(tc, batch_size=check_steps("batch_size", batch_size))
+        cfg = dataclasses.replace(cfg, teacher_training=tc)
         prepare_model_dir(self.out_dir, cfg, compare_sections=("audio", "teacher"),
                           role="teacher")
+        enable_determinism(self.deterministic)
         keras.utils.set_random_seed(self.seed)
 
         data = load_corpus_data(self.data_dir, cfg.audio, tc.num_validation, self.seed,
@@ -109,7 +124,6 @@ class TeacherTask:
         self.log(f"corpus: {len(data.train)} training / {len(data.examples('valid'))} "
                  "validation clips")
         multi = cfg.audio.num_speakers > 1
-        train_ds = data.dataset("train", tc.window_samples, tc.batch_size, self.seed, multi)
 
         with distribution_strategy().scope():
             teacher = build_teacher(cfg, data.stats, self.mixed_precision)
@@ -123,41 +137,42 @@ class TeacherTask:
         step = int(teacher.optimizer.iterations.numpy())
         if restored:
             self.log(f"resumed from {restored} at step {step}")
+        train_ds = data.dataset("train", tc.window_samples, tc.batch_size, self.seed, multi,
+                                start_step=step)
 
-        per_epoch = min(tc.checkpoint_every, tc.steps)
-        epochs = math.ceil(tc.steps / per_epoch)
-        initial_epoch = step // per_epoch
+        per_epoch, epochs, initial_epoch = plan_epochs(tc.steps, tc.checkpoint_every, step)
         metrics_path = os.path.join(self.out_dir, METRICS_FILE)
         writer = cb.MetricsWriter(metrics_path, _published, extra={
             "receptive_field": teacher.receptive_field,
             "num_parameters": int(teacher.count_params()),
             "config": cfg.name,
         })
-        fit_kwargs = {}
+
+        def periodic(callback):
+            return cb.Periodic(callback, tc.checkpoint_every, tc.steps)
+
+        callbacks = [cb.NaNGuard()]
         if data.valid:
-            fit_kwargs = dict(
-                validation_data=data.dataset("valid", tc.window_samples, tc.batch_size,
-                                             self.seed + 1, multi, shuffle=False),
-                validation_steps=max(1, min(8, len(data.valid))),
-            )
-        callbacks = [
-            cb.NaNGuard(),
-            cb.CheckpointCallback(ckpt),
-            writer,
+            valid_ds = data.dataset("valid", tc.window_samples, tc.batch_size, self.seed + 1,
+                                    multi, shuffle=False)
+            callbacks.append(periodic(cb.EMAValidation(valid_ds, max(1, min(8, len(data.valid))))))
+        callbacks += [
+            periodic(cb.CheckpointCallback(ckpt)),
+            periodic(writer),
             keras.callbacks.TensorBoard(os.path.join(self.out_dir, "tensorboard")),
-            cb.TensorBoardMedia(os.path.join(self.out_dir, "tensorboard", "media"),
-                                self._media_fn(teacher, data), cfg.audio.sample_rate,
-                                every=max(1, tc.log_audio_every or epochs)),
+            cb.Periodic(cb.TensorBoardMedia(os.path.join(self.out_dir, "tensorboard", "media"),
+                                            self._media_fn(teacher, data),
+                                            cfg.audio.sample_rate),
+                        tc.log_audio_every or tc.steps, tc.steps),
         ]
         if initial_epoch >= epochs:
             self.log(f"already trained for {step} >= {tc.steps} steps; nothing to do")
         else:
+            # Every periodic checkpoint (the last step's included) holds the raw weights,
+            # the optimizer state and the EMA weights; fit swaps the EMA weights into the
+            # in-memory model at its end, which is what `self.teacher` then holds.
             teacher.fit(train_ds, epochs=epochs, initial_epoch=initial_epoch,
-                        steps_per_epoch=per_epoch, callbacks=callbacks, verbose=self.verbose,
-                        **fit_kwargs)
-            # With Polyak averaging (ema_decay), fit swaps the averaged weights in at the
-            # end: store them, so generation and distillation use the averaged teacher.
-            ckpt.save(int(teacher.optimizer.iterations.numpy()))
+                        steps_per_epoch=per_epoch, callbacks=callbacks, verbose=self.verbose)
         self.teacher = teacher
         return writer.latest or self._read_metrics(metrics_path)
 
