@@ -20,7 +20,7 @@ import numpy as np
 
 from pwavenet_tf import presets
 from pwavenet_tf.audio.audio_io import read_audio, write_wav
-from pwavenet_tf.data.dataset import make_log_mel
+from pwavenet_tf.audio.front_end import make_log_mel
 from pwavenet_tf.evaluation import asr
 from pwavenet_tf.evaluation.metrics import compare
 from pwavenet_tf.evaluation.report import plot_spectrograms

@@ -6,7 +6,7 @@ import os
 import numpy as np
 
 from pwavenet_tf.audio.audio_io import read_audio
-from pwavenet_tf.data.dataset import make_log_mel
+from pwavenet_tf.audio.front_end import make_log_mel
 from pwavenet_tf.training.checkpointing import CheckpointError, model_dir_role
 
 

@@ -200,7 +200,7 @@ def test_evaluate_trained_models_from_the_cli(data_dir, clips_dir, tmp_path):
 
 
 def test_chunked_teacher_nll_equals_one_pass(model_dirs, clips_dir):
-    from pwavenet_tf.commands.evaluate import teacher_nll_bits
+    from pwavenet_tf.evaluation.evaluator import teacher_nll_bits
     from pwavenet_tf.data.corpus import list_corpus
     from pwavenet_tf.data.dataset import load_utterance
     from pwavenet_tf.training.teacher_task import load_teacher

@@ -48,7 +48,7 @@ class _TrainedModel:
     """A training directory: the model object with its generator."""
 
     def __init__(self, path, args):
-        from pwavenet_tf.data.dataset import make_log_mel
+        from pwavenet_tf.audio.front_end import make_log_mel
         from pwavenet_tf.inference import load_model
 
         self.role, self.model, self.config = load_model(path)

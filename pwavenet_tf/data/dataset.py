@@ -13,7 +13,6 @@ audio 0 and features `log(log_floor)` (log-mel) or 0 (external features).
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from typing import Any, Callable, Iterator, Sequence
 
 import numpy as np
@@ -21,95 +20,25 @@ import tensorflow as tf
 
 from pwavenet_tf.audio.audio_io import read_audio
 from pwavenet_tf.audio.feature_stats import compute_feature_stats
+from pwavenet_tf.audio.front_end import (
+    audio_settings,
+    feature_dim_of,
+    feature_pad_value,
+    make_log_mel,
+)
 from pwavenet_tf.audio.log_mel_spectrogram import LogMelSpectrogram
 from pwavenet_tf.data.corpus import Utterance
 
 ProgressFn = Callable[[int, int, Utterance], None]
 """`progress(done, total, utterance)` is called after each utterance is processed."""
 
-_MEL_DEFAULTS = {
-    "n_fft": 1024,
-    "hop_length": 256,
-    "win_length": None,
-    "window": "hann",
-    "n_mels": 80,
-    "fmin": 0.0,
-    "fmax": None,
-    "log_floor": 1e-5,
-    "feature_dim": None,
-}
-
 __all__ = [
     "UtteranceCache",
-    "audio_settings",
     "compute_stats_for",
-    "feature_dim_of",
-    "feature_pad_value",
     "load_utterance",
     "make_dataset",
-    "make_log_mel",
     "random_window",
 ]
-
-
-def _get(cfg: Any, name: str) -> Any:
-    if isinstance(cfg, Mapping):
-        if name in cfg:
-            return cfg[name]
-    elif hasattr(cfg, name):
-        return getattr(cfg, name)
-    if name in _MEL_DEFAULTS:
-        return _MEL_DEFAULTS[name]
-    raise ValueError(f"`audio_cfg` has no attribute {name!r}. Received: audio_cfg={cfg!r}")
-
-
-def audio_settings(audio_cfg: Any) -> dict:
-    """The effective feature settings as a JSON-able dict (`win_length`/`fmax` resolved)."""
-    sample_rate = int(_get(audio_cfg, "sample_rate"))
-    n_fft = int(_get(audio_cfg, "n_fft"))
-    win_length = _get(audio_cfg, "win_length")
-    fmax = _get(audio_cfg, "fmax")
-    feature_dim = _get(audio_cfg, "feature_dim")
-    return {
-        "sample_rate": sample_rate,
-        "n_fft": n_fft,
-        "hop_length": int(_get(audio_cfg, "hop_length")),
-        "win_length": n_fft if win_length is None else int(win_length),
-        "window": str(_get(audio_cfg, "window")),
-        "n_mels": int(_get(audio_cfg, "n_mels")),
-        "fmin": float(_get(audio_cfg, "fmin")),
-        "fmax": sample_rate / 2.0 if fmax is None else float(fmax),
-        "log_floor": float(_get(audio_cfg, "log_floor")),
-        "feature_dim": None if feature_dim is None else int(feature_dim),
-    }
-
-
-def make_log_mel(audio_cfg: Any) -> LogMelSpectrogram:
-    """The `LogMelSpectrogram` layer described by `audio_cfg`."""
-    s = audio_settings(audio_cfg)
-    return LogMelSpectrogram(
-        sample_rate=s["sample_rate"],
-        n_fft=s["n_fft"],
-        hop_length=s["hop_length"],
-        win_length=s["win_length"],
-        window=s["window"],
-        n_mels=s["n_mels"],
-        fmin=s["fmin"],
-        fmax=s["fmax"],
-        log_floor=s["log_floor"],
-    )
-
-
-def feature_dim_of(audio_cfg: Any) -> int:
-    """Width of the features: `feature_dim` if set, else `n_mels`."""
-    s = audio_settings(audio_cfg)
-    return s["n_mels"] if s["feature_dim"] is None else s["feature_dim"]
-
-
-def feature_pad_value(audio_cfg: Any) -> float:
-    """Value used to pad features past the end of a clip (log-mel of silence, or 0)."""
-    s = audio_settings(audio_cfg)
-    return float(np.log(s["log_floor"])) if s["feature_dim"] is None else 0.0
 
 
 def _load_external_features(path: str, num_samples: int, hop: int, feature_dim: int) -> np.ndarray:

@@ -8,15 +8,13 @@ import tensorflow as tf
 from pwavenet_tf.audio import quantize as qz
 from pwavenet_tf.audio.audio_io import read_audio, write_wav
 from pwavenet_tf.audio.feature_stats import compute_feature_stats
+from pwavenet_tf.audio.front_end import make_log_mel
 from pwavenet_tf.data.corpus import Utterance
 from pwavenet_tf.data.dataset import (
     UtteranceCache,
-    audio_settings,
     compute_stats_for,
-    feature_pad_value,
     load_utterance,
     make_dataset,
-    make_log_mel,
 )
 
 from pwavenet_tf.testing.data import ljspeech_mini_dir  # noqa: E402
@@ -48,16 +46,6 @@ def _utts(ids=IDS):
 @pytest.fixture(scope="module")
 def lj_cache():
     return UtteranceCache(_utts(), AudioCfg())
-
-
-def test_audio_settings_resolves_defaults():
-    s = audio_settings(AudioCfg())
-    assert s["win_length"] == 1024 and s["fmax"] == 11025.0 and s["feature_dim"] is None
-    assert audio_settings({"sample_rate": 16000, "hop_length": 200})["n_fft"] == 1024
-    assert feature_pad_value(AudioCfg()) == pytest.approx(np.log(1e-5))
-    assert feature_pad_value(AudioCfg(feature_dim=3)) == 0.0
-    with pytest.raises(ValueError, match="no attribute 'sample_rate'"):
-        audio_settings(object())
 
 
 def test_load_utterance_log_mel(lj_cache):

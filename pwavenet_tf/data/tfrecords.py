@@ -22,18 +22,15 @@ from typing import Any, Sequence
 
 import tensorflow as tf
 
-from pwavenet_tf.audio.quantize import float_to_pcm16
-from pwavenet_tf.data.corpus import Utterance
-from pwavenet_tf.data.dataset import (
-    ProgressFn,
-    _check_positive,
-    _check_window,
+from pwavenet_tf.audio.front_end import (
     audio_settings,
     feature_dim_of,
     feature_pad_value,
-    load_utterance,
     make_log_mel,
 )
+from pwavenet_tf.audio.quantize import float_to_pcm16
+from pwavenet_tf.data.corpus import Utterance
+from pwavenet_tf.data.dataset import ProgressFn, _check_positive, _check_window, load_utterance
 
 MANIFEST_NAME = "manifest.json"
 FORMAT = "pwavenet_tf.tfrecords/1"

@@ -32,7 +32,7 @@ def _mel_layer(front_end):
     """A `LogMelSpectrogram` from a layer, an `AudioConfig` or a settings mapping."""
     if isinstance(front_end, LogMelSpectrogram):
         return front_end
-    from pwavenet_tf.data.dataset import make_log_mel
+    from pwavenet_tf.audio.front_end import make_log_mel
 
     return make_log_mel(front_end)
 

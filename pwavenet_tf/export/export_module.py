@@ -39,8 +39,8 @@ import tempfile
 import numpy as np
 import tensorflow as tf
 
+from pwavenet_tf.audio.front_end import audio_settings, make_log_mel
 from pwavenet_tf.audio.quantize import float_to_pcm16
-from pwavenet_tf.data.dataset import audio_settings, make_log_mel
 from pwavenet_tf.models.student_generator import draw_logistic_noise
 
 SERVING_DEFAULT = "serving_default"

@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from pwavenet_tf.audio.front_end import make_log_mel
 from pwavenet_tf.audio.quantize import float_to_pcm16
 from pwavenet_tf.config import load_config
-from pwavenet_tf.data.dataset import make_log_mel
 from pwavenet_tf.export.export_module import ExportModule
 from pwavenet_tf.models.iaf_student import IAFStudent
 from pwavenet_tf.models.student_generator import StudentGenerator
