@@ -409,3 +409,69 @@ def test_loss_trains_a_model():
     history = model.fit(audio[..., None], audio, epochs=3, batch_size=8, verbose=0)
     losses = history.history["loss"]
     assert np.all(np.isfinite(losses)) and losses[-1] < losses[0]
+
+
+# --- log_density: the density the distillation KL scores draws with -------------------
+
+
+def _mixture_logpdf(x, logits, means, scales):
+    """Continuous logistic-mixture log density (float64 numpy)."""
+    x = np.asarray(x, np.float64)[..., None]
+    z = (x - means) / scales
+    log_comp = -z - np.log(scales) - 2.0 * np.logaddexp(0.0, -z)
+    log_w = logits - np.logaddexp.reduce(logits)
+    return np.logaddexp.reduce(log_comp + log_w, axis=-1)
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_log_density_is_the_continuous_density_inside_at_and_beyond_both_edges(dtype):
+    logits = np.array([0.3, -0.2, 0.0])
+    means = np.array([-0.95, 0.1, 0.97])
+    scales = np.array([0.05, 0.2, 0.03])  # all >> delta = 1.5e-5
+    x = np.array([-1.5, -1.05, -1.01, -1.0, -1.0 + 1e-5, -0.9, 0.0, 0.5, 0.99, 1.0 - 1e-5,
+                  1.0, 1.01, 1.2])
+    params = np.broadcast_to(pack(logits, means, np.log(scales)), (len(x), 9)).astype(dtype)
+    got = keras.ops.convert_to_numpy(
+        DiscretizedMixLogistic(params).log_density(x.astype(dtype)))
+    want = _mixture_logpdf(x, logits, means, scales)
+    # (delta / s)^2 / 6 < 1e-7 relative for s >= 0.03; float32 bin masses: ~1e-5.
+    np.testing.assert_allclose(got, want, atol=2e-4 if dtype == "float32" else 1e-7)
+
+
+def test_log_density_is_not_the_edge_bins_tail_mass():
+    """The issue's example: x = -1.01, mu = 0, s = 0.3."""
+    params = np.array([pack(np.zeros(1), np.zeros(1), np.log([0.3]))], "float64")
+    dist = DiscretizedMixLogistic(params)
+    x = np.array([-1.01])
+    tail = float(keras.ops.convert_to_numpy(dist.log_prob(x))[0] - math.log(2 * dist.delta))
+    density = float(keras.ops.convert_to_numpy(dist.log_density(x))[0])
+    assert tail == pytest.approx(7.0, abs=0.1)  # what the KL used to score: not a density
+    assert density == pytest.approx(float(_mixture_logpdf(x, np.zeros(1), np.zeros(1),
+                                                          np.array([0.3]))[0]), abs=1e-7)
+    assert density == pytest.approx(-2.2, abs=0.05)
+
+
+def test_log_density_is_bounded_and_integrates_to_one():
+    """A component much narrower than a bin: the density is capped at 1 / (2 delta)."""
+    n = 256
+    delta = 1.0 / (n - 1)
+    params = pack(np.array([0.0, 0.0]), np.array([0.999, -0.3]), np.log([1e-6, 0.2]))
+    x = np.linspace(-4.0, 4.0, 400001)
+    dist = DiscretizedMixLogistic(np.broadcast_to(params, (len(x), 6)), num_classes=n)
+    log_p = keras.ops.convert_to_numpy(dist.log_density(x))
+    assert np.all(np.isfinite(log_p))
+    assert log_p.max() <= -math.log(2 * delta) + 1e-9
+    # The box edges of the narrow component are jumps of ~64: the trapezoid rule's error
+    # there is ~6e-4 on this grid. (The edge bins' tail mass instead integrates to ~4/delta.)
+    np.testing.assert_allclose(np.trapz(np.exp(log_p), x), 1.0, atol=2e-3)
+
+
+def test_log_density_broadcasts_draws_against_parameters():
+    rng = np.random.default_rng(0)
+    params = rng.normal(size=(2, 5, 9)) * 0.3
+    draws = rng.normal(size=(4, 2, 5)) * 0.5
+    dist = DiscretizedMixLogistic(params)
+    got = keras.ops.convert_to_numpy(dist.log_density(draws))
+    tiled = DiscretizedMixLogistic(np.broadcast_to(params, (4, 2, 5, 9)))
+    np.testing.assert_allclose(got, keras.ops.convert_to_numpy(tiled.log_density(draws)),
+                               rtol=1e-12)

@@ -57,6 +57,7 @@ def kl_terms(teacher, student_out, conditioning, global_conditioning, num_sample
     if noise is None:
         shape = ops.shape(x)
         noise = logistic_noise((num_samples, shape[0], shape[1]), seed)
+    noise = ops.cast(noise, mu.dtype)
     draws = ops.expand_dims(mu, 0) + ops.expand_dims(ops.exp(log_s), 0) * noise
     log_p = teacher_log_density(teacher, params, draws)
     cross_entropy = -ops.mean(log_p, axis=0)
