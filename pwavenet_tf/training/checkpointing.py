@@ -2,6 +2,7 @@
 
 import json
 import os
+import shutil
 
 import numpy as np
 import tensorflow as tf
@@ -84,6 +85,33 @@ def ema_variables_by_path(model, optimizer):
             for v, a in zip(optimizer._trainable_variables, averages)}
 
 
+class _UnreadableCheckpoint(Exception):
+    """A checkpoint's files are truncated or missing (a kill or a full disk mid-write)."""
+
+
+def _first_line(error):
+    return (str(error).strip().splitlines() or [type(error).__name__])[0][:300]
+
+
+def remove_partial_checkpoints(directory):
+    """Deletes what a killed save leaves: `ckpt-N_temp*` folders and data without an index."""
+    if not os.path.isdir(directory):
+        return []
+    removed = []
+    names = os.listdir(directory)
+    indexed = {n[: -len(".index")] for n in names if n.endswith(".index")}
+    for name in names:
+        path = os.path.join(directory, name)
+        stem = name.split(".data-")[0] if ".data-" in name else None
+        if "_temp" in name and name.startswith("ckpt-"):
+            shutil.rmtree(path, ignore_errors=True) if os.path.isdir(path) else os.remove(path)
+            removed.append(name)
+        elif stem is not None and stem not in indexed:
+            os.remove(path)
+            removed.append(name)
+    return removed
+
+
 def _checkpoint_keys(path):
     return {name.split("/", 1)[0] for name, _ in tf.train.list_variables(path)}
 
@@ -101,8 +129,9 @@ class TrainingCheckpoint:
     `save(step)` refuses to write weights that are not finite.
     """
 
-    def __init__(self, model_dir, max_to_keep=3, model=None, optimizer=None):
+    def __init__(self, model_dir, max_to_keep=3, model=None, optimizer=None, log=None):
         self.directory = os.path.join(model_dir, CHECKPOINT_DIR)
+        self.log = log or (lambda *_: None)
         self._trackables = {}
         if model is not None:
             self._trackables["model_weights"] = tf.train.Checkpoint(
@@ -125,22 +154,43 @@ class TrainingCheckpoint:
         return self.manager.latest_checkpoint
 
     def restore(self, require=False, use_ema=True):
-        """Restores the newest checkpoint; returns its path (None when there is none).
+        """Restores the newest checkpoint that loads; returns its path (None when none).
 
-        A checkpoint of an older version without `ema_weights` restores the rest (the
-        optimizer's own EMA slots included).
+        A checkpoint that cannot be read (truncated or partly written files) is skipped
+        with a one-line note through `log`, and the next older one is tried; a checkpoint
+        that reads but does not fit the model is an error (an older one would not fit
+        either). A checkpoint of an older version without `ema_weights` restores the rest
+        (the optimizer's own EMA slots included).
         """
-        path = self.latest
-        if path is None:
+        candidates = list(reversed(self.manager.checkpoints))
+        if not candidates:
             if require:
                 raise CheckpointError(f"No checkpoint found in {self.directory}")
             return None
+        unreadable = []
+        for path in candidates:
+            try:
+                self._restore(path, use_ema)
+            except _UnreadableCheckpoint as e:
+                unreadable.append(f"{os.path.basename(path)} ({e})")
+                self.log(f"checkpoint {path} is unreadable ({e}); trying an older one")
+                continue
+            return path
+        raise CheckpointError(
+            f"No checkpoint in {self.directory} can be read: {'; '.join(unreadable)}. Delete "
+            "the folder to start over, or restore it from a backup."
+        )
+
+    def _restore(self, path, use_ema):
         try:
             keys = _checkpoint_keys(path)
-            checkpoint = self.checkpoint
-            if "ema_weights" in self._trackables and "ema_weights" not in keys:
-                checkpoint = tf.train.Checkpoint(**{k: v for k, v in self._trackables.items()
-                                                    if k != "ema_weights"})
+        except (tf.errors.OpError, IndexError, ValueError) as e:
+            raise _UnreadableCheckpoint(_first_line(e)) from e
+        checkpoint = self.checkpoint
+        if "ema_weights" in self._trackables and "ema_weights" not in keys:
+            checkpoint = tf.train.Checkpoint(**{k: v for k, v in self._trackables.items()
+                                                if k != "ema_weights"})
+        try:
             status = checkpoint.restore(path)
             # Every weight of the model (and the optimizer, when given) must be present.
             status.assert_existing_objects_matched()
@@ -152,12 +202,13 @@ class TrainingCheckpoint:
                 ema_status = tf.train.Checkpoint(
                     ema_weights=tf.train.Checkpoint(**ema)).restore(path)
                 ema_status.assert_existing_objects_matched().expect_partial()
+        except (tf.errors.DataLossError, tf.errors.NotFoundError, IndexError) as e:
+            raise _UnreadableCheckpoint(_first_line(e)) from e
         except (AssertionError, ValueError, tf.errors.OpError) as e:
             raise CheckpointError(
                 f"Checkpoint {path} does not match this model (was it written with a "
-                f"different config or an older version?): {str(e).splitlines()[0][:300]}"
+                f"different config or an older version?): {_first_line(e)}"
             ) from e
-        return path
 
     def save(self, step):
         variables = list(self.model.weights) if self.model is not None else []
@@ -170,6 +221,16 @@ class TrainingCheckpoint:
                     f"corrupt checkpoint. The last good one is {self.latest}."
                 )
         return self.manager.save(checkpoint_number=step)
+
+
+def restore_training_state(checkpoint, log):
+    """What a training task does on start: remove a killed save's leftovers, then restore
+    the newest readable checkpoint (None when there is none)."""
+    removed = remove_partial_checkpoints(checkpoint.directory)
+    if removed:
+        log(f"removed {len(removed)} partial checkpoint file(s) of an interrupted save: "
+            f"{', '.join(sorted(removed))}")
+    return checkpoint.restore()
 
 
 def load_trained_model(model_dir, role, build):

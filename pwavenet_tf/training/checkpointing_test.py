@@ -1,8 +1,15 @@
+import os
+
 import numpy as np
 import pytest
+import tensorflow as tf
 
 from pwavenet_tf.config import load_config
-from pwavenet_tf.training.checkpointing import CheckpointError, TrainingCheckpoint
+from pwavenet_tf.training.checkpointing import (
+    CheckpointError,
+    TrainingCheckpoint,
+    model_variables_by_path,
+)
 from pwavenet_tf.training.distill_task import build_student
 from pwavenet_tf.training.teacher_task import build_teacher, compile_teacher
 
@@ -40,3 +47,100 @@ def test_a_model_of_another_shape_is_refused(tmp_path):
         TrainingCheckpoint(str(tmp_path), model=bigger).restore()
     with pytest.raises(CheckpointError, match="No checkpoint found"):
         TrainingCheckpoint(str(tmp_path / "empty"), model=bigger).restore(require=True)
+
+
+def test_adam_moments_and_ema_round_trip_and_inference_loads_the_ema(tmp_path):
+    config = load_config("tiny")  # teacher_training.ema_decay = 0.98
+    teacher = compile_teacher(build_teacher(config), config.teacher_training)
+    opt = teacher.optimizer
+    rng = np.random.default_rng(0)
+    for v in opt.variables:  # moments, EMA slots, iterations: all non-default values
+        v.assign(rng.uniform(1, 2, size=v.shape).astype(v.dtype) if v.dtype != "int64"
+                 else np.int64(17))
+    averages = [np.asarray(a) for a in opt._model_variables_moving_average]
+    assert averages and len(averages) == len(teacher.trainable_weights)
+    TrainingCheckpoint(str(tmp_path), model=teacher, optimizer=opt).save(17)
+
+    other = compile_teacher(build_teacher(config), config.teacher_training)
+    TrainingCheckpoint(str(tmp_path), model=other, optimizer=other.optimizer).restore()
+    assert len(other.optimizer.variables) == len(opt.variables)
+    for a, b in zip(opt.variables, other.optimizer.variables):
+        np.testing.assert_array_equal(np.asarray(a), np.asarray(b), err_msg=a.path)
+    for a, b in zip(teacher.weights, other.weights):  # training resumes from the raw weights
+        np.testing.assert_array_equal(np.asarray(a), np.asarray(b), err_msg=a.path)
+
+    # A loader without an optimizer (generation, distillation, export) gets the EMA weights.
+    infer = build_teacher(config)
+    TrainingCheckpoint(str(tmp_path), model=infer).restore(require=True)
+    for w, avg in zip(infer.trainable_weights, averages):
+        np.testing.assert_array_equal(np.asarray(w), avg, err_msg=w.path)
+    raw = build_teacher(config)
+    TrainingCheckpoint(str(tmp_path), model=raw).restore(require=True, use_ema=False)
+    for a, b in zip(teacher.weights, raw.weights):
+        np.testing.assert_array_equal(np.asarray(a), np.asarray(b), err_msg=a.path)
+
+
+def test_a_checkpoint_without_ema_weights_still_resumes(tmp_path):
+    """Checkpoints of earlier versions have no `ema_weights`; the optimizer's slots suffice."""
+    config = load_config("tiny")
+    teacher = compile_teacher(build_teacher(config), config.teacher_training)
+    for v in teacher.optimizer._model_variables_moving_average:
+        v.assign(np.full(v.shape, 0.25, "float32"))
+    old = tf.train.Checkpoint(model_weights=tf.train.Checkpoint(**model_variables_by_path(teacher)),
+                              optimizer=teacher.optimizer)
+    tf.train.CheckpointManager(old, str(tmp_path / "checkpoints"), 2).save(checkpoint_number=5)
+    other = compile_teacher(build_teacher(config), config.teacher_training)
+    TrainingCheckpoint(str(tmp_path), model=other, optimizer=other.optimizer).restore()
+    for v in other.optimizer._model_variables_moving_average:
+        np.testing.assert_array_equal(np.asarray(v), 0.25)
+
+
+@pytest.mark.parametrize("broken", ["data", "index"])
+def test_a_truncated_newest_checkpoint_falls_back_to_the_previous_one(tmp_path, broken):
+    config = load_config("tiny")
+    teacher = compile_teacher(build_teacher(config), config.teacher_training)
+    ckpt = TrainingCheckpoint(str(tmp_path), max_to_keep=3, model=teacher,
+                              optimizer=teacher.optimizer)
+    teacher.optimizer.iterations.assign(10)
+    ckpt.save(10)
+    first = [np.asarray(w) for w in teacher.weights]
+    for w in teacher.weights:
+        w.assign(np.asarray(w) + 1.0)
+    teacher.optimizer.iterations.assign(20)
+    ckpt.save(20)
+    suffix = ".data-00000-of-00001" if broken == "data" else ".index"
+    newest = tmp_path / "checkpoints" / f"ckpt-20{suffix}"
+    newest.write_bytes(newest.read_bytes()[: newest.stat().st_size // 3])  # a kill mid-write
+
+    other = compile_teacher(build_teacher(config), config.teacher_training)
+    notes = []
+    path = TrainingCheckpoint(str(tmp_path), model=other, optimizer=other.optimizer,
+                              log=notes.append).restore()
+    assert path.endswith("ckpt-10")
+    assert int(other.optimizer.iterations.numpy()) == 10
+    for a, w in zip(first, other.weights):
+        np.testing.assert_array_equal(a, np.asarray(w))
+    assert len(notes) == 1 and "ckpt-20 is unreadable" in notes[0] and "older" in notes[0]
+
+    (tmp_path / "checkpoints" / "ckpt-10.index").write_bytes(b"")  # now none loads
+    with pytest.raises(CheckpointError, match="No checkpoint in .* can be read: ckpt-20"):
+        TrainingCheckpoint(str(tmp_path), model=other, optimizer=other.optimizer).restore()
+
+
+def test_leftovers_of_an_interrupted_save_are_removed(tmp_path):
+    from pwavenet_tf.training.checkpointing import restore_training_state
+
+    config = load_config("tiny")
+    model = build_teacher(config)
+    ckpt = TrainingCheckpoint(str(tmp_path), model=model)
+    ckpt.save(5)
+    folder = tmp_path / "checkpoints"
+    (folder / "ckpt-10_temp").mkdir()
+    (folder / "ckpt-10_temp" / "part-00000-of-00001.data-00000-of-00001").write_bytes(b"x")
+    (folder / "ckpt-15.data-00000-of-00001").write_bytes(b"orphan")
+    notes = []
+    assert restore_training_state(TrainingCheckpoint(str(tmp_path), model=build_teacher(config)),
+                                  notes.append).endswith("ckpt-5")
+    assert sorted(os.listdir(folder)) == ["checkpoint", "ckpt-5.data-00000-of-00001",
+                                          "ckpt-5.index"]
+    assert "removed 2 partial checkpoint file(s)" in notes[0]

@@ -19,6 +19,7 @@ from pwavenet_tf.training.checkpointing import (
     STATS_FILE,
     CheckpointError,
     TrainingCheckpoint,
+    restore_training_state,
     load_trained_model,
     model_dir_role,
     prepare_model_dir,
@@ -203,8 +204,8 @@ class DistillTask:
                  f"({teacher.count_params():,} parameters)")
 
         ckpt = TrainingCheckpoint(self.out_dir, max_to_keep=dc.keep_checkpoints, model=student,
-                                  optimizer=optimizer)
-        restored = ckpt.restore()
+                                  optimizer=optimizer, log=self.log)
+        restored = restore_training_state(ckpt, self.log)
         step = int(optimizer.iterations.numpy())
         if restored:
             self.log(f"resumed from {restored} at step {step}")

@@ -12,6 +12,7 @@ from pwavenet_tf.models.wavenet_teacher import WaveNetTeacher
 from pwavenet_tf.training import callbacks as cb
 from pwavenet_tf.training.checkpointing import (
     TrainingCheckpoint,
+    restore_training_state,
     load_trained_model,
     prepare_model_dir,
 )
@@ -132,8 +133,8 @@ class TeacherTask:
                  f"{teacher.receptive_field} samples "
                  f"({1000 * teacher.receptive_field / cfg.audio.sample_rate:.1f} ms)")
         ckpt = TrainingCheckpoint(self.out_dir, max_to_keep=tc.keep_checkpoints, model=teacher,
-                                  optimizer=teacher.optimizer)
-        restored = ckpt.restore()
+                                  optimizer=teacher.optimizer, log=self.log)
+        restored = restore_training_state(ckpt, self.log)
         step = int(teacher.optimizer.iterations.numpy())
         if restored:
             self.log(f"resumed from {restored} at step {step}")
