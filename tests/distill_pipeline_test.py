@@ -209,3 +209,22 @@ def test_metrics_file_has_the_gradient_norms(distilled):
     for term in ("kl", "power"):
         assert metrics[f"grad_norm_{term}"] > 0, term
 
+
+
+def test_distill_refuses_a_mu_law_teacher_and_writes_nothing(trained_teacher_dir, data_dir,
+                                                             tmp_path):
+    teacher = tmp_path / "mu_law_teacher"
+    shutil.copytree(trained_teacher_dir, teacher)
+    cfg = json.loads((teacher / "config.json").read_text())
+    cfg["teacher"]["output_distribution"] = "mu_law"
+    (teacher / "config.json").write_text(json.dumps(cfg))
+    out = tmp_path / "student"
+    proc = subprocess.run([sys.executable, "-m", "pwavenet_tf.cli", "distill", "--teacher",
+                           str(teacher), "--config", "tiny", "--data", data_dir, "--out",
+                           str(out), "--steps", "2"], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 2, proc.stderr
+    err = proc.stderr.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("pwavenet distill: error: Invalid "
+                                               "`teacher.output_distribution`"), proc.stderr
+    assert "continuous output density" in err[0] and "'mu_law'" in err[0]
+    assert not out.exists()

@@ -4,10 +4,8 @@ import json
 import math
 import os
 import shutil
-import signal
 import subprocess
 import sys
-import time
 
 import numpy as np
 import pytest
@@ -55,12 +53,35 @@ def test_metrics_and_directory_layout(trained_teacher_dir):
         metrics = json.load(f)
     assert metrics["step"] == TEACHER_STEPS
     assert isinstance(metrics["train_bits_per_sample"], float)
-    assert 5.0 < metrics["train_bits_per_sample"] < 16.0
-    assert 5.0 < metrics["val_bits_per_sample"] < 16.0
     assert metrics["receptive_field"] == 2047
     for name in ("config.json", "feature_stats.json", "pwavenet_model.json", "checkpoints",
                  "tensorboard"):
         assert os.path.exists(os.path.join(trained_teacher_dir, name)), name
+
+
+def test_validation_is_measured_with_the_ema_weights(trained_teacher_dir, data_dir):
+    """`val_bits_per_sample` is the loaded (EMA) teacher's NLL on the fixed validation
+    batches, and the raw weights score differently (so the EMA is what was measured)."""
+    from pwavenet_tf.training.checkpointing import TrainingCheckpoint
+    from pwavenet_tf.training.corpus_data import load_corpus_data
+    from pwavenet_tf.training.teacher_task import build_teacher
+
+    with open(os.path.join(trained_teacher_dir, "metrics.json")) as f:
+        metrics = json.load(f)
+    teacher, config = load_teacher(trained_teacher_dir)
+    tc = config.teacher_training
+    data = load_corpus_data(data_dir, config.audio, tc.num_validation, 0, trained_teacher_dir)
+    batches = list(data.dataset("valid", tc.window_samples, tc.batch_size, 1, False,
+                                shuffle=False).take(min(8, len(data.valid))))
+
+    def bits(model):
+        loss = model.make_loss()
+        return float(np.mean([float(loss(y, model(x))) for x, y in batches])) / math.log(2)
+
+    assert metrics["val_bits_per_sample"] == pytest.approx(bits(teacher), abs=1e-3)
+    raw = build_teacher(config, data.stats)
+    TrainingCheckpoint(trained_teacher_dir, model=raw).restore(use_ema=False)
+    assert abs(bits(raw) - metrics["val_bits_per_sample"]) > 1e-3
 
 
 def test_resume_continues_the_step_count(trained_teacher_dir, data_dir, tiny_config, tmp_path):
@@ -83,30 +104,6 @@ def test_checkpoint_from_a_different_config_is_refused(trained_teacher_dir, data
     other = tiny_config.override(teacher={"residual_channels": 8})
     with pytest.raises(CheckpointError, match="teacher.residual_channels: checkpoint 16 vs config 8"):
         TeacherTask(other, data_dir, out, verbose=0, log=lambda *_: None).run(steps=10)
-
-
-def test_killed_training_resumes_from_its_checkpoint(data_dir, tmp_path):
-    cfg = json.load(open(os.path.join(os.path.dirname(__file__), "..", "configs", "tiny.json")))
-    cfg["teacher_training"].update(checkpoint_every=20, steps=60, num_validation=0)
-    cfg_path = tmp_path / "cfg.json"
-    cfg_path.write_text(json.dumps(cfg))
-    out = tmp_path / "run"
-    args = [sys.executable, "-m", "pwavenet_tf.cli", "train-teacher", "--config", str(cfg_path),
-            "--data", data_dir, "--out", str(out), "--quiet"]
-    proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-    deadline = time.time() + 300
-    while not (out / "checkpoints" / "checkpoint").exists():
-        assert proc.poll() is None, proc.stdout.read().decode()
-        assert time.time() < deadline, "no checkpoint written"
-        time.sleep(0.2)
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
-    rerun = subprocess.run(args, capture_output=True, text=True, timeout=300)
-    assert rerun.returncode == 0, rerun.stderr
-    assert "resumed from" in rerun.stdout
-    metrics = json.loads((out / "metrics.json").read_text())
-    assert metrics["step"] == 60
-    assert metrics["session_steps"] < 60  # the second run did not start over
 
 
 def test_cli_generate_with_both_methods(trained_teacher_dir, data_dir, tmp_path):
