@@ -18,6 +18,7 @@ All problems raise `AudioError` (a `ValueError`) naming the problem and the path
 
 from __future__ import annotations
 
+import errno
 import math
 import os
 import wave
@@ -221,6 +222,11 @@ def write_wav(path: str | os.PathLike, audio: Any, sample_rate: int) -> str:
 
     `audio` is `[T]` (or `[1, T]` / `[T, 1]`), numpy or tensor. Parent directories are
     created. Returns the path written.
+
+    The write is atomic: the file is written under a hidden temporary name in the same
+    folder and renamed onto `path` once complete, so a failure (full disk, Ctrl-C) leaves
+    neither a truncated WAV nor the temporary file, and an existing file at `path` stays
+    as it was. An `OSError` names `path`.
     """
     path = os.fspath(path)
     sample_rate = _check_rate("sample_rate", sample_rate)
@@ -238,12 +244,45 @@ def write_wav(path: str | os.PathLike, audio: Any, sample_rate: int) -> str:
     parent = os.path.dirname(path)
     if parent:
         os.makedirs(parent, exist_ok=True)
-    with wave.open(path, "wb") as w:
-        w.setnchannels(1)
-        w.setsampwidth(2)
-        w.setframerate(sample_rate)
-        w.writeframes(pcm.astype("<i2").tobytes())
+    if os.path.isdir(path):
+        raise IsADirectoryError(errno.EISDIR, os.strerror(errno.EISDIR), path)
+
+    def write(f):
+        with wave.open(f, "wb") as w:
+            w.setnchannels(1)
+            w.setsampwidth(2)
+            w.setframerate(sample_rate)
+            w.writeframes(pcm.astype("<i2").tobytes())
+
+    _write_atomically(path, write)
     return path
+
+
+def _write_atomically(path: str, write) -> None:
+    """Calls `write(binary_file)` on a temporary file next to `path`, then renames it onto
+    `path` (fsynced first); on any failure the temporary file is removed and the error
+    re-raised (an `OSError` without a file name gets `path`)."""
+    parent = os.path.dirname(os.path.abspath(path))
+    tmp = os.path.join(parent, f".{os.path.basename(path)}.{os.getpid()}.{os.urandom(4).hex()}.tmp")
+    created = False
+    try:
+        # os.open with 0o666 gives the file the permissions a plain open() would (umask).
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+        created = True
+        with os.fdopen(fd, "wb") as f:
+            write(f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException as e:
+        if created:
+            try:
+                os.remove(tmp)
+            except OSError:
+                pass
+        if isinstance(e, OSError) and e.errno is not None and e.filename in (None, tmp):
+            raise OSError(e.errno, e.strerror or os.strerror(e.errno), path) from e
+        raise
 
 
 def _kaiser(t: np.ndarray, half_width: float, beta: float) -> np.ndarray:

@@ -161,3 +161,49 @@ def test_nan_audio(tmp_path):
         write_wav(tmp_path / "out.wav", values, 8000)
     with pytest.raises(AudioError, match=r"shape \[T\]"):
         write_wav(tmp_path / "out.wav", np.zeros((2, 3)), 8000)
+
+
+def _fail_mid_write(monkeypatch, exc):
+    """Makes the WAV writer put half the frames on disk, then raise `exc`."""
+    def writeframes(self, data):
+        data = bytes(data)
+        self.writeframesraw(data[: len(data) // 2])
+        raise exc
+
+    monkeypatch.setattr(wave.Wave_write, "writeframes", writeframes)
+
+
+def test_write_wav_is_atomic_on_a_full_disk(tmp_path, monkeypatch):
+    import errno
+
+    path = tmp_path / "out.wav"
+    _fail_mid_write(monkeypatch, OSError(errno.ENOSPC, "No space left on device"))
+    with pytest.raises(OSError) as info:
+        write_wav(str(path), np.zeros(4000, "float32"), 16000)
+    # The error propagates, names the file, and nothing is left: no WAV, no temporary.
+    assert info.value.errno == errno.ENOSPC
+    assert info.value.filename == str(path)
+    assert os.listdir(tmp_path) == []
+
+
+def test_write_wav_failure_keeps_the_previous_file(tmp_path, monkeypatch):
+    path = str(tmp_path / "out.wav")
+    write_wav(path, np.full(100, 0.5, "float32"), 16000)
+    before = open(path, "rb").read()
+    _fail_mid_write(monkeypatch, KeyboardInterrupt())
+    with pytest.raises(KeyboardInterrupt):
+        write_wav(path, np.zeros(4000, "float32"), 16000)
+    assert os.listdir(tmp_path) == ["out.wav"]
+    assert open(path, "rb").read() == before
+    monkeypatch.undo()
+    # A successful write replaces it whole, leaving no temporary behind.
+    write_wav(path, np.zeros(300, "float32"), 16000)
+    assert os.listdir(tmp_path) == ["out.wav"]
+    assert read_audio(path).shape == (300,)
+
+
+def test_write_wav_onto_a_folder_names_it(tmp_path):
+    with pytest.raises(IsADirectoryError) as info:
+        write_wav(str(tmp_path), np.zeros(10, "float32"), 16000)
+    assert info.value.filename == str(tmp_path)
+    assert os.listdir(tmp_path) == []
