@@ -394,23 +394,39 @@ def config_dir():
 
 def load_config(path_or_name):
     """Loads a JSON config by path, or by bundled name (`tiny`, `ljspeech`, `paper`)."""
-    path = path_or_name
-    if not os.path.exists(path) and not path.endswith(".json"):
-        candidate = os.path.join(config_dir(), f"{path}.json")
-        if os.path.exists(candidate):
-            path = candidate
+    path = os.fspath(path_or_name)
+    candidate = os.path.join(config_dir(), f"{path}.json")
+    # A bundled name wins over a folder of the same name (`--config tiny` next to a run
+    # folder `tiny/`): a folder is never a config.
+    if not path.endswith(".json") and os.path.isfile(candidate) and (
+            not os.path.exists(path) or (os.path.isdir(path) and os.sep not in path)):
+        path = candidate
+    names = ", ".join(bundled_config_names())
     if not os.path.exists(path):
         raise ConfigError(
             f"Config file not found: {path_or_name}. Give a path to a JSON config or a bundled "
-            f"name ({', '.join(bundled_config_names())})."
+            f"name ({names})."
         )
-    with open(path) as f:
-        try:
+    if os.path.isdir(path):
+        inside = os.path.join(path, "config.json")
+        hint = f" (a training folder: {inside} is its config)" if os.path.isfile(inside) else ""
+        raise ConfigError(
+            f"Config {path_or_name} is a folder, not a JSON file{hint}. Give a path to a JSON "
+            f"config or a bundled name ({names})."
+        )
+    try:
+        with open(path, encoding="utf-8") as f:
             data = json.load(f)
-        except json.JSONDecodeError as e:
-            raise ConfigError(f"Config file {path} is not valid JSON: {e}") from e
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise ConfigError(f"Config file {path} is not valid JSON: {e}") from e
+    if not isinstance(data, dict):
+        raise ConfigError(f"Config file {path} must hold a JSON object ({{...}}). "
+                          f"Received: {type(data).__name__}")
     name = os.path.splitext(os.path.basename(path))[0]
-    return Config.from_dict(data, name=name)
+    try:
+        return Config.from_dict(data, name=name)
+    except ConfigError as e:
+        raise ConfigError(f"Config file {path}: {e}") from e
 
 
 def bundled_config_names():

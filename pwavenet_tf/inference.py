@@ -44,6 +44,11 @@ def load_feature_array(path, dim):
         feats = np.load(path, allow_pickle=False)
     except (OSError, ValueError) as e:
         raise ValueError(f"Could not read feature file {path}: {e}") from e
+    if feats.dtype.kind not in "fiu":  # strings, booleans, complex, records
+        raise ValueError(
+            f"Feature file {path} must hold numbers (a float [frames, {dim}] log-mel array). "
+            f"Received: dtype={feats.dtype}"
+        )
     if feats.ndim == 3 and feats.shape[0] == 1:
         feats = feats[0]
     if feats.ndim != 2 or feats.shape[1] != dim:
