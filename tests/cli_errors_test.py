@@ -15,8 +15,73 @@ import numpy as np
 import pytest
 
 from pwavenet_tf import cli
-from pwavenet_tf.commands import bench
+from pwavenet_tf.commands import bench, common
 from pwavenet_tf.config import ConfigError, load_config
+
+
+def _usage_error(capsys, argv):
+    assert cli.main(argv) == 2, argv
+    return capsys.readouterr().err
+
+
+@pytest.mark.parametrize("argv, flag, problem", [
+    (["generate", "--mel", "x.npy", "--output", "o.wav", "--max-seconds", "-1"],
+     "--max-seconds", "must be a positive number, got -1"),
+    (["generate", "--mel", "x.npy", "--output", "o.wav", "--max-seconds", "0"],
+     "--max-seconds", "must be a positive number, got 0"),
+    (["generate", "--mel", "x.npy", "--output", "o.wav", "--chunk-seconds", "0"],
+     "--chunk-seconds", "must be a positive number, got 0"),
+    (["generate", "--mel", "x.npy", "--output", "o.wav", "--chunk-seconds", "-2.5"],
+     "--chunk-seconds", "must be a positive number, got -2.5"),
+    (["generate", "--mel", "x.npy", "--output", "o.wav", "--speaker-id", "-1"],
+     "--speaker-id", "must be an integer >= 0, got -1"),
+    (["vocode", "--mel", "x.npy", "--output-dir", "o", "--max-seconds", "nan"],
+     "--max-seconds", "expected a positive number, got 'nan'"),
+    (["vocode", "--mel", "x.npy", "--output-dir", "o", "--chunk-seconds", "0"],
+     "--chunk-seconds", "must be a positive number, got 0"),
+    (["vocode", "--mel", "x.npy", "--output-dir", "o", "--speaker-id", "-1"],
+     "--speaker-id", "must be an integer >= 0, got -1"),
+    (["demo", "--teacher-seconds", "-1"], "--teacher-seconds", "must be a number >= 0, got -1"),
+    (["train-teacher", "--config", "tiny", "--data", "d", "--out", "o", "--steps", "0"],
+     "--steps", "must be a positive integer, got 0"),
+    (["train-teacher", "--config", "tiny", "--data", "d", "--out", "o", "--batch-size", "0"],
+     "--batch-size", "must be a positive integer, got 0"),
+    (["distill", "--teacher", "t", "--config", "tiny", "--data", "d", "--out", "o",
+      "--steps", "-5"], "--steps", "must be a positive integer, got -5"),
+    (["distill", "--teacher", "t", "--config", "tiny", "--data", "d", "--out", "o",
+      "--steps", "1.5"], "--steps", "expected a positive integer, got '1.5'"),
+    (["export", "--model", "m", "--out", "o", "--max-seconds", "0"],
+     "--max-seconds", "must be a positive number, got 0"),
+    (["export", "--model", "m", "--out", "o", "--version", "0"],
+     "--version", "must be a positive integer, got 0"),
+    (["bench", "--config", "tiny", "--batch", "0"], "--batch", "must be a positive integer"),
+    (["bench", "--config", "tiny", "--warmup", "-1"], "--warmup", "must be an integer >= 0"),
+    (["bench", "--config", "tiny", "--teacher-seconds", "0"],
+     "--teacher-seconds", "must be a positive number"),
+])
+def test_bad_numbers_are_usage_errors_naming_the_flag(capsys, argv, flag, problem):
+    err = _usage_error(capsys, argv)
+    assert f"pwavenet {argv[0]}: error: argument {flag}: {problem}" in err, err
+
+
+def test_demo_data_without_train_is_refused(capsys):
+    assert cli.main(["demo", "--data", "corpus"]) == 2
+    err = capsys.readouterr().err
+    assert err.strip().splitlines() == [
+        "pwavenet demo: error: --data is the corpus of the --train pipeline: add --train to "
+        "train on it, or drop --data to vocode the bundled clips."]
+
+
+def test_speaker_ids_are_checked_against_the_model():
+    assert common.speaker_id_for(None, 0, "m") is None  # single speaker, none asked
+    assert common.speaker_id_for(None, 4, "m") == 0  # multi-speaker default
+    assert common.speaker_id_for(3, 4, "m") == 3
+    with pytest.raises(ValueError, match=r"--speaker-id 0 was given, but the student in "
+                       r"runs/s is a single-speaker model: drop --speaker-id"):
+        common.speaker_id_for(0, 1, "the student in runs/s")
+    with pytest.raises(ValueError, match=r"--speaker-id 4 is out of range: m has 4 speakers "
+                       r"\(ids 0 to 3\)"):
+        common.speaker_id_for(4, 4, "m")
 
 
 def test_a_folder_named_like_a_bundled_config(tmp_path, monkeypatch):

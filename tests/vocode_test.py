@@ -81,3 +81,51 @@ def test_vocode_errors(tmp_path_factory, tmp_path, data_dir, capsys):
     assert main(["vocode", "--model", student, "--mel", bad, "--output-dir",
                  str(tmp_path / "o")]) == 2
     assert "must hold a [frames, 80] array" in capsys.readouterr().err
+
+
+def test_frame_limit_trims_to_whole_frames():
+    from pwavenet_tf.commands.vocode import frame_limit
+
+    # The export's limit at its defaults: 600 s at 22,050 Hz, hop 256. Whole seconds would
+    # keep 13,230,000 samples, which the export refuses (> 13,229,824 = 51,679 frames).
+    assert frame_limit(22050, 256, export_max_frames=51679) == 51679
+    assert frame_limit(22050, 256, 600.0) * 256 == 13_229_824
+    assert frame_limit(22050, 256, 700.0, export_max_frames=51679) == 51679
+    assert frame_limit(22050, 256, 0.03, export_max_frames=51679) == 2  # 661 samples
+    assert frame_limit(22050, 256, 0.001) == 1  # at least one frame
+    assert frame_limit(22050, 256) is None
+
+
+class _FakeExport:
+    """What `vocode.run` uses of an export; refuses audio longer than `max_frames * hop`,
+    as the SavedModel's signature does."""
+
+    sample_rate, hop, uses_mel = 8000, 256, True
+    max_seconds = 1.0
+    max_frames = int(1.0 * 8000 // 256)  # 31 frames, 7,936 samples (not 8,000)
+    description = "a fake export"
+
+    def vocode_audio(self, audio):
+        if len(audio) > self.max_frames * self.hop:
+            raise ValueError(f"The exported model rejected the input: {len(audio)} > "
+                             f"{self.max_frames * self.hop} samples")
+        return audio[: len(audio) // self.hop * self.hop]
+
+
+def test_vocode_trims_long_audio_to_what_the_export_accepts(tmp_path, monkeypatch, capsys):
+    from pwavenet_tf.commands import vocode
+
+    monkeypatch.setattr(vocode, "open_model", lambda path, args: _FakeExport())
+    src = str(tmp_path / "long.wav")
+    write_wav(src, np.full(12000, 0.25, "float32"), 8000)  # 1.5 s, over the 1 s limit
+    out = tmp_path / "out"
+    assert main(["vocode", "--model", "fake", "--input", src, "--output-dir", str(out)]) == 0
+    captured = capsys.readouterr()
+    assert f"note: {src} is 1.5 s long; only the first 0.99 s (31 frames) are vocoded" \
+        in captured.err
+    assert _wav_info(str(out / "long.wav")) == (2, 8000, 1, 31 * 256)
+    # A shorter --max-seconds wins (and needs no note); the export's limit is not exceeded.
+    assert main(["vocode", "--model", "fake", "--input", src, "--output-dir", str(out),
+                 "--max-seconds", "0.1"]) == 0
+    assert "note:" not in capsys.readouterr().err
+    assert _wav_info(str(out / "long.wav")) == (2, 8000, 1, 3 * 256)

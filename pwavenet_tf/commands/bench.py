@@ -32,20 +32,21 @@ from pwavenet_tf.commands import common
 
 def add_arguments(p):
     common.add_config_argument(p)
-    p.add_argument("--seconds", type=float, default=1.0,
+    p.add_argument("--seconds", type=common.positive_float, default=1.0,
                    help="audio per student run, in seconds (default 1.0)")
-    p.add_argument("--batch", type=int, default=4,
+    p.add_argument("--batch", type=common.positive_int, default=4,
                    help="the larger batch size; batch 1 is always measured (default 4)")
-    p.add_argument("--teacher-seconds", type=float, default=0.1,
+    p.add_argument("--teacher-seconds", type=common.positive_float, default=0.1,
                    help="audio per cached-teacher run (default 0.1)")
-    p.add_argument("--naive-seconds", type=float, default=0.01,
+    p.add_argument("--naive-seconds", type=common.positive_float, default=0.01,
                    help="audio per naive-teacher run (default 0.01, at least one frame)")
-    p.add_argument("--repeats", type=int, default=3, help="timed runs per phase (default 3)")
-    p.add_argument("--warmup", type=int, default=1,
+    p.add_argument("--repeats", type=common.positive_int, default=3,
+                   help="timed runs per phase (default 3)")
+    p.add_argument("--warmup", type=common.nonnegative_int, default=1,
                    help="untimed warm-up runs per phase (default 1)")
-    p.add_argument("--naive-repeats", type=int, default=None,
+    p.add_argument("--naive-repeats", type=common.positive_int, default=None,
                    help="timed runs of the naive teacher (default: --repeats)")
-    p.add_argument("--naive-max-batch", type=int, default=None,
+    p.add_argument("--naive-max-batch", type=common.positive_int, default=None,
                    help="measure the naive teacher only up to this batch size")
     p.add_argument("--no-xla", action="store_true", help="skip the XLA phases")
     p.add_argument("--no-naive", action="store_true", help="skip the naive teacher")
@@ -62,11 +63,6 @@ def run(args):
     from pwavenet_tf.benchmarks import speed
 
     config = common.load_config_arg(args)
-    for name in ("repeats", "batch"):
-        if getattr(args, name) < 1:
-            raise ValueError(f"--{name} must be >= 1. Received: {getattr(args, name)}")
-    if args.warmup < 0:
-        raise ValueError(f"--warmup must be >= 0. Received: {args.warmup}")
     try:
         sizes = tuple(int(s) for s in args.matmul_sizes.split(",") if s.strip())
     except ValueError:

@@ -1,6 +1,65 @@
 """Argument helpers shared by the `pwavenet` subcommands."""
 
+import argparse
+import math
 import sys
+
+
+def _number(text, kind, cast, ok):
+    try:
+        value = cast(text)
+    except (TypeError, ValueError):
+        raise argparse.ArgumentTypeError(f"expected {kind}, got {text!r}") from None
+    if isinstance(value, float) and not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"expected {kind}, got {text!r}")
+    if not ok(value):
+        raise argparse.ArgumentTypeError(f"must be {kind}, got {text}")
+    return value
+
+
+def positive_int(text):
+    """argparse `type=`: an integer >= 1 (a usage error naming the flag otherwise)."""
+    return _number(text, "a positive integer", int, lambda v: v >= 1)
+
+
+def nonnegative_int(text):
+    """argparse `type=`: an integer >= 0."""
+    return _number(text, "an integer >= 0", int, lambda v: v >= 0)
+
+
+def positive_float(text):
+    """argparse `type=`: a finite number > 0."""
+    return _number(text, "a positive number", float, lambda v: v > 0)
+
+
+def nonnegative_float(text):
+    """argparse `type=`: a finite number >= 0."""
+    return _number(text, "a number >= 0", float, lambda v: v >= 0)
+
+
+def add_speaker_argument(p):
+    p.add_argument("--speaker-id", type=nonnegative_int, default=None,
+                   help="speaker of a multi-speaker model, 0 to num_speakers-1 (default 0); "
+                   "refused for a single-speaker model")
+
+
+def speaker_id_for(speaker_id, num_speakers, description):
+    """The speaker id to pass a model of `num_speakers` (None: single speaker).
+
+    `speaker_id` is the `--speaker-id` value (None when not given). Raises ValueError for an
+    id given to a single-speaker model or an id out of range.
+    """
+    num_speakers = int(num_speakers or 0)
+    if num_speakers <= 1:
+        if speaker_id is not None:
+            raise ValueError(f"--speaker-id {speaker_id} was given, but {description} is a "
+                             "single-speaker model: drop --speaker-id.")
+        return None
+    speaker_id = 0 if speaker_id is None else int(speaker_id)
+    if not 0 <= speaker_id < num_speakers:
+        raise ValueError(f"--speaker-id {speaker_id} is out of range: {description} has "
+                         f"{num_speakers} speakers (ids 0 to {num_speakers - 1}).")
+    return speaker_id
 
 
 def add_config_argument(p, required=True):

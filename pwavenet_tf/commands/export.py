@@ -30,21 +30,23 @@ import json
 import os
 import time
 
+from pwavenet_tf.commands import common
+
 
 def add_arguments(p):
     p.add_argument("--model", required=True, help="trained teacher or student directory")
     p.add_argument("--out", required=True, help="export base path (BASE of BASE/NAME/VERSION)")
     p.add_argument("--name", help="model name (default: pwavenet_student / pwavenet_teacher; "
                                   "pwavenet_student_tflite for --format tflite)")
-    p.add_argument("--version", type=int,
+    p.add_argument("--version", type=common.positive_int,
                    help="integer version (default: the next free one under BASE/NAME)")
     p.add_argument("--format", choices=["saved_model", "tflite"], default="saved_model",
                    help="saved_model (TF Serving, default) or tflite (student only)")
-    p.add_argument("--max-seconds", type=float, default=600.0,
+    p.add_argument("--max-seconds", type=common.positive_float, default=600.0,
                    help="longest input the SavedModel accepts, in seconds (default 600)")
     p.add_argument("--seed", type=int, default=0,
                    help="noise seed used when a request has no `seed` (default 0)")
-    p.add_argument("--tflite-frames", type=int, default=None,
+    p.add_argument("--tflite-frames", type=common.positive_int, default=None,
                    help="tflite: fix the input length to this many frames (default: dynamic)")
     p.add_argument("--tflite-optimize", action="store_true",
                    help="tflite: dynamic-range quantised weights (smaller, not bit-exact)")

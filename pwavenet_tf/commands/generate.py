@@ -10,10 +10,12 @@ Examples:
   pwavenet generate --model runs/student --mel features.npy --output out.wav
 """
 
+import os
 import time
 
 import numpy as np
 
+from pwavenet_tf.commands import common
 
 
 def add_arguments(p):
@@ -29,25 +31,41 @@ def add_arguments(p):
     p.add_argument("--method", choices=["cached", "naive"], default="cached",
                    help="teacher generation method (default: cached)")
     p.add_argument("--seed", type=int, default=0, help="noise seed (default 0)")
-    p.add_argument("--speaker-id", type=int, default=0, help="speaker for multi-speaker models")
+    common.add_speaker_argument(p)
     p.add_argument("--xla", action="store_true", help="compile generation with XLA")
-    p.add_argument("--max-seconds", type=float, default=None,
-                   help="only generate the first N seconds")
-    p.add_argument("--chunk-seconds", type=float, default=10.0,
+    p.add_argument("--max-seconds", type=common.positive_float, default=None,
+                   help="only generate the first N seconds (at least one frame)")
+    p.add_argument("--chunk-seconds", type=common.positive_float, default=10.0,
                    help="student: process long inputs in chunks of this length (default 10)")
+
+
+def check_output_path(path):
+    """Fails before any generation when the WAV could not be written to `path`."""
+    if os.path.isdir(path):
+        raise ValueError(f"--output {path} is a folder: give the path of a WAV file to write.")
+    parent = os.path.dirname(os.path.abspath(path))
+    while not os.path.exists(parent):
+        parent = os.path.dirname(parent)
+    if not os.path.isdir(parent):
+        raise ValueError(f"--output {path}: {parent} is a file, not a folder; choose another "
+                         "output path.")
 
 
 def run(args):
     from pwavenet_tf.audio.audio_io import write_wav
     from pwavenet_tf.inference import features_from_file, load_model, real_time_factor
 
+    check_output_path(args.output)
     role, model, config = load_model(args.model, role=args.role)
     audio_cfg = config.audio
+    speaker_id = common.speaker_id_for(
+        args.speaker_id, audio_cfg.num_speakers if model.multi_speaker else 1,
+        f"the {role} of {args.model or 'the default preset'}")
     features = features_from_file(args.mel or args.input, audio_cfg)
-    if args.max_seconds:
+    if args.max_seconds is not None:
         frames = max(1, int(args.max_seconds * audio_cfg.sample_rate / audio_cfg.hop_length))
         features = features[:frames]
-    speaker = np.array([args.speaker_id], "int32") if model.multi_speaker else None
+    speaker = None if speaker_id is None else np.array([speaker_id], "int32")
     start = time.time()
     if role == "teacher":
         from pwavenet_tf.models.teacher_generator import TeacherGenerator

@@ -16,8 +16,10 @@ def add_arguments(p):
     common.add_config_argument(p)
     p.add_argument("--data", required=True, help="corpus folder (LJ Speech layout or audio files)")
     p.add_argument("--out", required=True, help="output/training directory (resumes if present)")
-    p.add_argument("--steps", type=int, help="total training steps (default: from the config)")
-    p.add_argument("--batch-size", type=int, help="batch size (default: from the config)")
+    p.add_argument("--steps", type=common.positive_int,
+                   help="total training steps (default: from the config)")
+    p.add_argument("--batch-size", type=common.positive_int,
+                   help="batch size (default: from the config)")
     p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     p.add_argument("--deterministic", action="store_true",
                    help="TensorFlow op determinism: a run stopped and resumed any number of "

@@ -34,10 +34,11 @@ def add_arguments(p):
                      help="raw log-mel arrays [frames, n_mels] (.npy)")
     p.add_argument("--output-dir", required=True, help="folder for the 16-bit WAV outputs")
     p.add_argument("--seed", type=int, default=0, help="noise seed (default 0)")
-    p.add_argument("--speaker-id", type=int, default=0, help="speaker for multi-speaker models")
-    p.add_argument("--max-seconds", type=float, default=None,
-                   help="vocode only the first N seconds of each input")
-    p.add_argument("--chunk-seconds", type=float, default=10.0,
+    common.add_speaker_argument(p)
+    p.add_argument("--max-seconds", type=common.positive_float, default=None,
+                   help="vocode only the first N seconds of each input (whole frames, at "
+                   "least one)")
+    p.add_argument("--chunk-seconds", type=common.positive_float, default=10.0,
                    help="training-directory student: chunk length for long inputs (default 10)")
     p.add_argument("--xla", action="store_true",
                    help="training directory: compile generation with XLA")
@@ -58,6 +59,9 @@ class _TrainedModel:
         self.uses_mel = self.audio_config.uses_mel
         self.description = f"the {self.role} in {path}"
         self.max_seconds = None
+        self.max_frames = None
+        num_speakers = self.config.audio.num_speakers if self.model.multi_speaker else 1
+        self.speaker_id = common.speaker_id_for(args.speaker_id, num_speakers, self.description)
         self._mel = make_log_mel(self.audio_config) if self.uses_mel else None
         self._args = args
         if self.role == "teacher":
@@ -76,7 +80,7 @@ class _TrainedModel:
 
     def vocode_mel(self, features):
         args = self._args
-        speaker = np.array([args.speaker_id], "int32") if self.model.multi_speaker else None
+        speaker = None if self.speaker_id is None else np.array([self.speaker_id], "int32")
         if self.role == "teacher":
             audio = self._generator.generate(features[None], speaker, seed=(args.seed, 0))
         else:
@@ -106,13 +110,18 @@ class _SavedModel:
             self.sample_rate = int(loaded.sample_rate.numpy())
             self.hop = int(loaded.hop_length.numpy())
             self.n_mels = int(loaded.n_mels.numpy())
-            self.multi = int(loaded.num_speakers.numpy()) > 1
+            num_speakers = int(loaded.num_speakers.numpy())
             self.max_seconds = float(loaded.max_seconds.numpy())
             self.role = loaded.model_role.numpy().decode()
         except AttributeError as e:
             raise ValueError(f"{path} is a SavedModel but not a pwavenet export ({e}).") from e
+        # The longest input the export accepts, in frames (audio: frames * hop samples).
+        max_frames = getattr(loaded, "max_frames", None)
+        self.max_frames = (int(max_frames.numpy()) if max_frames is not None
+                           else frame_limit(self.sample_rate, self.hop, self.max_seconds))
         self.uses_mel = "vocode_waveform" in loaded.signatures
         self.description = f"the exported {self.role} in {path}"
+        self.speaker_id = common.speaker_id_for(args.speaker_id, num_speakers, self.description)
 
     def load_mel(self, path):
         from pwavenet_tf.inference import load_feature_array
@@ -121,8 +130,8 @@ class _SavedModel:
 
     def _call(self, name, **inputs):
         tf = self._tf
-        if self.multi:
-            inputs["speaker_id"] = tf.constant([self._args.speaker_id], tf.int32)
+        if self.speaker_id is not None:
+            inputs["speaker_id"] = tf.constant([self.speaker_id], tf.int32)
         inputs["seed"] = tf.constant(self._args.seed, tf.int64)
         try:
             return self.loaded.signatures[name](**inputs)["audio"].numpy()[0]
@@ -136,6 +145,22 @@ class _SavedModel:
 
     def vocode_audio(self, audio):
         return self._call("vocode_waveform", audio=self._tf.constant(audio[None]))
+
+
+def frame_limit(sample_rate, hop, max_seconds=None, export_max_frames=None):
+    """The most frames of an input that are vocoded, or None for no limit.
+
+    `max_seconds` (`--max-seconds`) keeps the first whole frames of that length (at least
+    one); `export_max_frames` is an export's own limit. Audio keeps `frames * hop`
+    samples: a whole number of frames, so never more than the export's `max_samples`
+    (600 s at 22,050 Hz with hop 256 is 51,679 frames, 13,229,824 samples, not 13,230,000).
+    """
+    limits = []
+    if max_seconds is not None:
+        limits.append(max(1, int(max_seconds * sample_rate // hop)))
+    if export_max_frames is not None:
+        limits.append(int(export_max_frames))
+    return min(limits) if limits else None
 
 
 def open_model(path, args):
@@ -182,8 +207,9 @@ def run(args):
     missing = [p for p in inputs if not os.path.isfile(p)]
     if missing:
         raise FileNotFoundError(f"Input file(s) not found: {', '.join(missing)}")
-    if args.max_seconds is not None and args.max_seconds <= 0:
-        raise ValueError(f"--max-seconds must be positive. Received: {args.max_seconds}")
+    if os.path.exists(args.output_dir) and not os.path.isdir(args.output_dir):
+        raise ValueError(f"--output-dir {args.output_dir} is a file, not a folder: choose "
+                         "another --output-dir (or remove the file).")
     model = open_model(args.model, args)
     if args.input and not model.uses_mel:
         raise ValueError(f"{args.model} is conditioned on external features, not log-mel: "
@@ -191,27 +217,27 @@ def run(args):
     os.makedirs(args.output_dir, exist_ok=True)
     outputs = _output_paths(inputs, args.output_dir)
     sr, hop = model.sample_rate, model.hop
-    limit = args.max_seconds
-    if model.max_seconds is not None:  # an export rejects longer inputs: trim to fit
-        limit = model.max_seconds if limit is None else min(limit, model.max_seconds)
+    # An export rejects longer inputs: trim them to the most whole frames it accepts.
+    limit = frame_limit(sr, hop, args.max_seconds, model.max_frames)
+    asked = frame_limit(sr, hop, args.max_seconds)
+    export_limits = model.max_frames is not None and (asked is None or asked > model.max_frames)
 
     total_samples, total_seconds, lines = 0, 0.0, []
     items = list(zip(inputs, outputs))
     iterator = items if args.quiet or len(items) < 2 else common.progress(
         items, desc="vocoding")
     def trim_note(src, seconds):
-        if args.max_seconds is None or model.max_seconds < args.max_seconds:
+        if export_limits:
             print(f"note: {src} is {seconds:.1f} s long; only the first "
-                  f"{model.max_seconds:g} s are vocoded (the export's --max-seconds)",
-                  file=sys.stderr)
+                  f"{limit * hop / sr:.2f} s ({limit} frames) are vocoded (the export's "
+                  f"--max-seconds {model.max_seconds:g})", file=sys.stderr)
 
     for src, dst in iterator:
         if args.input:
             audio = read_audio(src, sample_rate=sr)
-            if limit is not None and len(audio) > int(limit * sr):
-                if model.max_seconds is not None and limit == model.max_seconds:
-                    trim_note(src, len(audio) / sr)
-                audio = audio[:int(limit * sr)]
+            if limit is not None and len(audio) > limit * hop:
+                trim_note(src, len(audio) / sr)
+                audio = audio[:limit * hop]
             if len(audio) < hop:
                 raise ValueError(f"{src} is shorter than one frame ({len(audio)} < {hop} "
                                  f"samples at {sr} Hz).")
@@ -219,10 +245,9 @@ def run(args):
             out = model.vocode_audio(audio)
         else:
             feats = model.load_mel(src)
-            if limit is not None and len(feats) > max(1, int(limit * sr / hop)):
-                if model.max_seconds is not None and limit == model.max_seconds:
-                    trim_note(src, len(feats) * hop / sr)
-                feats = feats[:max(1, int(limit * sr / hop))]
+            if limit is not None and len(feats) > limit:
+                trim_note(src, len(feats) * hop / sr)
+                feats = feats[:limit]
             start = time.time()
             out = model.vocode_mel(feats)
         elapsed = time.time() - start
