@@ -11,6 +11,7 @@ import os
 import re
 import shutil
 import tempfile
+import time
 
 SAVED_MODEL_FILE = "saved_model.pb"
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
@@ -85,17 +86,60 @@ def version_dir(base, name, version=None):
     return path, version
 
 
+_OWNER_FILE = ".owner_pid"
+_STALE_SECONDS = 3600
+
+
+def _process_alive(pid):
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def remove_stale_temporaries(parent):
+    """Removes `.tmp-*` export folders whose writer is gone (killed mid-export).
+
+    A folder records its writer's pid; one without (or unreadable) counts as stale after an
+    hour. Returns the removed names.
+    """
+    removed = []
+    if not os.path.isdir(parent):
+        return removed
+    for name in os.listdir(parent):
+        path = os.path.join(parent, name)
+        if not name.startswith(".tmp-") or not os.path.isdir(path):
+            continue
+        try:
+            with open(os.path.join(path, _OWNER_FILE)) as f:
+                stale = not _process_alive(int(f.read().strip()))
+        except (OSError, ValueError):
+            stale = os.path.getmtime(path) < time.time() - _STALE_SECONDS
+        if stale:
+            shutil.rmtree(path, ignore_errors=True)
+            removed.append(name)
+    return removed
+
+
 def publish_version(path, write_fn):
     """Calls `write_fn(tmp_dir)` on a temporary folder, then renames it to `path` atomically.
 
-    On failure the temporary folder is removed and `path` is not created.
+    On failure the temporary folder is removed and `path` is not created; temporary folders
+    of exports that were killed before they could clean up are removed first.
     """
     parent = os.path.dirname(os.path.abspath(path))
     os.makedirs(parent, exist_ok=True)
+    remove_stale_temporaries(parent)
     # Hidden and non-numeric: TF Serving ignores it while it is being written.
     tmp = tempfile.mkdtemp(prefix=f".tmp-{os.path.basename(path)}-", dir=parent)
     try:
+        with open(os.path.join(tmp, _OWNER_FILE), "w") as f:
+            f.write(str(os.getpid()))
         write_fn(tmp)
+        os.remove(os.path.join(tmp, _OWNER_FILE))
         # mkdtemp makes the folder private (0700); a server running as another user must
         # be able to read the published version.
         umask = os.umask(0)

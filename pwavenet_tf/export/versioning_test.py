@@ -85,3 +85,29 @@ def test_resolve_saved_model_dir(tmp_path):
     (base / "3").mkdir()  # an empty (e.g. failed) version is skipped
     assert resolve_saved_model_dir(str(base)) == str(base / "2")
     assert resolve_saved_model_dir(str(base / "1")) == str(base / "1")
+
+
+def test_temporaries_of_a_killed_export_are_removed_by_the_next_one(tmp_path):
+    import subprocess
+    import sys
+    import time
+
+    model = tmp_path / "m"
+    model.mkdir()
+    # A writer that was killed: its pid no longer exists.
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    killed = model / ".tmp-1-abc"
+    killed.mkdir()
+    (killed / ".owner_pid").write_text(str(dead.pid))
+    (killed / "saved_model.pb").write_bytes(b"half")
+    # A live concurrent writer (this process) and an old folder of an earlier version.
+    live = model / ".tmp-2-def"
+    live.mkdir()
+    (live / ".owner_pid").write_text(str(os.getpid()))
+    old = model / ".tmp-3-ghi"
+    old.mkdir()
+    os.utime(old, (time.time() - 7200, time.time() - 7200))
+    publish_version(str(model / "4"), _touch_saved_model)
+    assert sorted(os.listdir(model)) == [".tmp-2-def", "4"]
+    assert os.listdir(model / "4") == ["saved_model.pb"]  # the owner marker is not published
