@@ -1,9 +1,11 @@
 """Checkpoints that survive crashes, refuse foreign configs and never store NaNs."""
 
+import contextlib
 import json
 import os
 import shutil
 
+import keras
 import numpy as np
 import tensorflow as tf
 
@@ -127,12 +129,27 @@ class TrainingCheckpoint:
     model weight was found with the right shape; with `use_ema=True` (inference) and a
     checkpoint that has EMA weights, the model's trainable weights get the EMA values.
     `save(step)` refuses to write weights that are not finite.
+
+    `extras` (`{name: Keras model/layer or optimizer}`, e.g. a GAN discriminator and its
+    optimizer) are saved beside them under `name`: a model by variable path, an optimizer
+    as a whole (build it first). They are restored with the same checks; a checkpoint
+    written without one of them (a run that had no discriminator yet) restores the rest,
+    and the missing extra keeps its fresh state, with a one-line note through `log`.
     """
 
-    def __init__(self, model_dir, max_to_keep=3, model=None, optimizer=None, log=None):
+    _RESERVED = ("model_weights", "optimizer", "ema_weights")
+
+    def __init__(self, model_dir, max_to_keep=3, model=None, optimizer=None, log=None,
+                 extras=None):
         self.directory = os.path.join(model_dir, CHECKPOINT_DIR)
         self.log = log or (lambda *_: None)
         self._trackables = {}
+        self.extras = dict(extras or {})
+        for name in self.extras:
+            if name in self._RESERVED or not isinstance(name, str) or not name.isidentifier():
+                raise ValueError(
+                    f"`extras` names must be identifiers other than {', '.join(self._RESERVED)}. "
+                    f"Received: {name!r}")
         if model is not None:
             self._trackables["model_weights"] = tf.train.Checkpoint(
                 **model_variables_by_path(model))
@@ -141,6 +158,11 @@ class TrainingCheckpoint:
         ema = ema_variables_by_path(model, optimizer)
         if ema:
             self._trackables["ema_weights"] = tf.train.Checkpoint(**ema)
+        for name, obj in self.extras.items():
+            if isinstance(obj, keras.optimizers.Optimizer):
+                self._trackables[name] = obj
+            else:
+                self._trackables[name] = tf.train.Checkpoint(**model_variables_by_path(obj))
         self.checkpoint = tf.train.Checkpoint(**self._trackables)
         self.manager = tf.train.CheckpointManager(self.checkpoint, self.directory,
                                                   max_to_keep=max_to_keep)
@@ -187,9 +209,13 @@ class TrainingCheckpoint:
         except (tf.errors.OpError, IndexError, ValueError) as e:
             raise _UnreadableCheckpoint(_first_line(e)) from e
         checkpoint = self.checkpoint
-        if "ema_weights" in self._trackables and "ema_weights" not in keys:
+        absent = {k for k in ("ema_weights", *self.extras)
+                  if k in self._trackables and k not in keys}
+        if absent:
             checkpoint = tf.train.Checkpoint(**{k: v for k, v in self._trackables.items()
-                                                if k != "ema_weights"})
+                                                if k not in absent})
+        for name in sorted(absent & set(self.extras)):
+            self.log(f"checkpoint {os.path.basename(path)} has no {name}; it starts fresh")
         try:
             status = checkpoint.restore(path)
             # Every weight of the model (and the optimizer, when given) must be present.
@@ -214,6 +240,9 @@ class TrainingCheckpoint:
         variables = list(self.model.weights) if self.model is not None else []
         if self.has_ema:
             variables += list(ema_variables_by_path(self.model, self.optimizer).values())
+        for obj in self.extras.values():
+            if not isinstance(obj, keras.optimizers.Optimizer):
+                variables += list(obj.weights)
         for w in variables:
             if not np.all(np.isfinite(np.asarray(w))):
                 raise TrainingDivergedError(
@@ -231,6 +260,34 @@ def restore_training_state(checkpoint, log):
         log(f"removed {len(removed)} partial checkpoint file(s) of an interrupted save: "
             f"{', '.join(sorted(removed))}")
     return checkpoint.restore()
+
+
+@contextlib.contextmanager
+def removed_on_failure(model_dir):
+    """A training run that fails before its first checkpoint leaves nothing behind.
+
+    If the block raises (or is interrupted) and `model_dir` holds no checkpoint, what the
+    run created there is removed (the whole folder if it did not exist before), so a
+    failed first run never leaves a folder with `config.json` and a role file that looks
+    like a trained model. Folders that hold a checkpoint are left as they are.
+    """
+    existed = os.path.isdir(model_dir)
+    before = set(os.listdir(model_dir)) if existed else set()
+    try:
+        yield
+    except BaseException:
+        checkpoints = os.path.join(model_dir, CHECKPOINT_DIR)
+        if os.path.isdir(model_dir) and tf.train.latest_checkpoint(checkpoints) is None:
+            if not existed:
+                shutil.rmtree(model_dir, ignore_errors=True)
+            else:
+                for name in set(os.listdir(model_dir)) - before:
+                    path = os.path.join(model_dir, name)
+                    if os.path.isdir(path):
+                        shutil.rmtree(path, ignore_errors=True)
+                    else:
+                        os.remove(path)
+        raise
 
 
 def load_trained_model(model_dir, role, build):

@@ -144,3 +144,35 @@ def test_leftovers_of_an_interrupted_save_are_removed(tmp_path):
     assert sorted(os.listdir(folder)) == ["checkpoint", "ckpt-5.data-00000-of-00001",
                                           "ckpt-5.index"]
     assert "removed 2 partial checkpoint file(s)" in notes[0]
+
+
+def test_a_run_that_fails_before_its_first_checkpoint_leaves_nothing(tmp_path):
+    from pwavenet_tf.training.checkpointing import removed_on_failure
+
+    fresh = tmp_path / "fresh"
+    with pytest.raises(RuntimeError, match="boom"):
+        with removed_on_failure(str(fresh)):
+            fresh.mkdir()
+            (fresh / "config.json").write_text("{}")
+            (fresh / "pwavenet_model.json").write_text("{}")
+            raise RuntimeError("boom")
+    assert not fresh.exists()
+
+    mine = tmp_path / "mine"  # an existing folder: only what the run wrote goes
+    mine.mkdir()
+    (mine / "notes.txt").write_text("keep")
+    with pytest.raises(KeyboardInterrupt):
+        with removed_on_failure(str(mine)):
+            (mine / "config.json").write_text("{}")
+            (mine / "tensorboard").mkdir()
+            raise KeyboardInterrupt
+    assert sorted(os.listdir(mine)) == ["notes.txt"]
+
+    trained = tmp_path / "trained"  # with a checkpoint, a failure removes nothing
+    TrainingCheckpoint(str(trained), model=build_teacher(load_config("tiny"))).save(1)
+    (trained / "config.json").write_text("{}")
+    with pytest.raises(ValueError):
+        with removed_on_failure(str(trained)):
+            (trained / "metrics.json").write_text("{}")
+            raise ValueError("late failure")
+    assert (trained / "config.json").exists() and (trained / "metrics.json").exists()

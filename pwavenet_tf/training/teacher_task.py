@@ -12,6 +12,7 @@ from pwavenet_tf.models.wavenet_teacher import WaveNetTeacher
 from pwavenet_tf.training import callbacks as cb
 from pwavenet_tf.training.checkpointing import (
     TrainingCheckpoint,
+    removed_on_failure,
     restore_training_state,
     load_trained_model,
     prepare_model_dir,
@@ -108,6 +109,14 @@ class TeacherTask:
     deterministic: bool = False
 
     def run(self, steps=None, batch_size=None):
+        """Trains to `steps` (default: the config's); returns the published metrics.
+
+        A run that fails before its first checkpoint leaves no folder that looks trained.
+        """
+        with removed_on_failure(self.out_dir):
+            return self._run(steps, batch_size)
+
+    def _run(self, steps, batch_size):
         cfg = self.config
         tc = cfg.teacher_training
         if steps is not None:
