@@ -62,6 +62,29 @@ def speaker_id_for(speaker_id, num_speakers, description):
     return speaker_id
 
 
+def add_training_arguments(p):
+    """The options `train-teacher` and `distill` share: seed, resume determinism, the
+    `tf.distribute` strategy, mixed precision and XLA."""
+    p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    p.add_argument("--deterministic", action="store_true",
+                   help="TensorFlow op determinism: a run stopped and resumed any number of "
+                   "times ends with the same weights as an uninterrupted run (slower on GPU)")
+    p.add_argument("--strategy", choices=("auto", "default", "mirrored", "multi_worker"),
+                   default="auto",
+                   help="tf.distribute strategy: auto (default: MirroredStrategy when several "
+                   "GPUs are visible, else one device), default, mirrored (all GPUs), "
+                   "multi_worker (MultiWorkerMirroredStrategy from TF_CONFIG). The config's "
+                   "batch_size is the GLOBAL batch, split evenly over the replicas.")
+    p.add_argument("--mixed-precision", nargs="?", const="float16", default="off",
+                   choices=("off", "bfloat16", "float16"),
+                   help="off (default), bfloat16 (CPUs with AVX512-BF16/AMX, TPUs, Ampere+ "
+                   "GPUs) or float16 (with loss scaling; Volta/Turing GPUs). The bare flag "
+                   "means float16, as before.")
+    p.add_argument("--jit-compile", action="store_true",
+                   help="XLA-compile the training step (see BENCHMARKS.md for when it is "
+                   "faster)")
+
+
 def add_config_argument(p, required=True):
     p.add_argument("--config", required=required,
                    help="JSON config path, or a bundled name: tiny, ljspeech, paper")

@@ -19,12 +19,8 @@ def add_arguments(p):
     p.add_argument("--steps", type=common.positive_int,
                    help="total training steps (default: from the config)")
     p.add_argument("--batch-size", type=common.positive_int,
-                   help="batch size (default: from the config)")
-    p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
-    p.add_argument("--deterministic", action="store_true",
-                   help="TensorFlow op determinism: a run stopped and resumed any number of "
-                   "times ends with the same weights as an uninterrupted run (slower on GPU)")
-    p.add_argument("--mixed-precision", action="store_true", help="train in mixed_float16")
+                   help="GLOBAL batch size, split over the replicas (default: the config's)")
+    common.add_training_arguments(p)
     common.add_verbosity_argument(p)
 
 
@@ -33,7 +29,8 @@ def run(args):
 
     config = common.load_config_arg(args)
     task = TeacherTask(config, args.data, args.out, seed=args.seed,
-                       deterministic=args.deterministic,
-                       mixed_precision=args.mixed_precision, verbose=common.keras_verbosity(args))
+                       deterministic=args.deterministic, strategy=args.strategy,
+                       mixed_precision=args.mixed_precision, jit_compile=args.jit_compile,
+                       verbose=common.keras_verbosity(args))
     metrics = task.run(steps=args.steps, batch_size=args.batch_size)
     common.print_metrics(metrics, ("step", "train_bits_per_sample", "val_bits_per_sample"))

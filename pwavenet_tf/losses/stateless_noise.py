@@ -34,6 +34,11 @@ def replica_index():
     return ctx.replica_id_in_sync_group
 
 
+def replica_count():
+    """Replicas in sync under the current `tf.distribute` strategy (1 without one)."""
+    return tf.distribute.get_strategy().num_replicas_in_sync
+
+
 def example_seeds(seed, stream, step, batch_size):
     """`[batch_size, 2]` int64 Philox seeds of this replica's examples at `step`.
 

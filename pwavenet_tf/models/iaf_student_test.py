@@ -200,3 +200,20 @@ def test_bad_inputs():
         _student(num_speakers=3).distribution(inputs["features"])
     with pytest.raises(ValueError, match="speaker_id.shape"):
         _student(num_speakers=3).distribution(inputs["features"], speaker_id=1)
+
+
+@pytest.mark.parametrize("policy,half,tolerance", [("mixed_bfloat16", "bfloat16", 0.05),
+                                                   ("mixed_float16", "float16", 0.01)])
+def test_mixed_precision_keeps_the_running_scale_and_outputs_float32(policy, half, tolerance):
+    """Products in half precision; x, mu_tot and log_s_tot (the running update) in float32,
+    and close to the float32 student with the same weights."""
+    reference = _student()
+    student = IAFStudent(**dict(TINY, initial_log_scale=-1.0), dtype=policy)
+    student.set_weights(reference.get_weights())
+    assert student.flows[0].compute_dtype == half
+    inputs = _inputs()
+    got = student(inputs)
+    want = _outputs(reference, inputs)
+    for key in ("audio", "mu_tot", "log_s_tot"):
+        assert keras.backend.standardize_dtype(got[key].dtype) == "float32", key
+        np.testing.assert_allclose(_np(got[key]), want[key], atol=tolerance, err_msg=key)

@@ -127,11 +127,18 @@ def test_bad_arguments():
         gen.generate(np.zeros((1, 2, 7)))
 
 
-def test_mixed_precision_keeps_distribution_parameters_in_float32():
-    teacher = WaveNetTeacher(**TINY, dtype="mixed_float16")
+@pytest.mark.parametrize("policy,half", [("mixed_float16", "float16"),
+                                         ("mixed_bfloat16", "bfloat16")])
+def test_mixed_precision_keeps_distribution_parameters_in_float32(policy, half):
+    teacher = WaveNetTeacher(**TINY, dtype=policy)
     params = teacher(_inputs())
     assert params.dtype == "float32"
-    assert teacher.blocks[0].compute_dtype == "float16"
+    assert teacher.blocks[0].compute_dtype == half
     assert teacher.blocks[0].conv.kernel.dtype == "float32"
+    dist = teacher.distribution(params)
+    assert dist.dtype == "float32"
+    assert keras.backend.standardize_dtype(dist.log_prob(_inputs()["audio"]).dtype) == "float32"
+    assert keras.backend.standardize_dtype(dist.log_density(_inputs()["audio"]).dtype) == "float32"
     loss = teacher.make_loss()(_inputs()["audio"], params)
+    assert keras.backend.standardize_dtype(loss.dtype) == "float32"
     assert np.isfinite(float(loss))

@@ -108,6 +108,7 @@ def ema_weights_swapped(model):
     """Within the block the model's trainable weights are its optimizer's EMA (Polyak)
     averages; the raw weights come back afterwards. A no-op without EMA."""
     optimizer = getattr(model, "optimizer", None)
+    optimizer = getattr(optimizer, "inner_optimizer", optimizer)  # LossScaleOptimizer
     averages = getattr(optimizer, "_model_variables_moving_average", None)
     if not getattr(optimizer, "use_ema", False) or not averages:
         yield

@@ -78,6 +78,7 @@ def ema_variables_by_path(model, optimizer):
 
     Keras builds the optimizer's moving averages in the order of its trainable variables.
     """
+    optimizer = getattr(optimizer, "inner_optimizer", optimizer)  # LossScaleOptimizer
     if optimizer is None or model is None or not getattr(optimizer, "use_ema", False):
         return {}
     averages = getattr(optimizer, "_model_variables_moving_average", None)

@@ -18,21 +18,23 @@ from pwavenet_tf.training.checkpointing import (
     prepare_model_dir,
 )
 from pwavenet_tf.training.corpus_data import load_corpus_data
+from pwavenet_tf.training.optimizers import make_adam
+from pwavenet_tf.training.precision import dtype_policy, precision_name
+from pwavenet_tf.training.strategy import (
+    make_strategy,
+    output_dir,
+    per_replica_batch,
+    weights_fingerprint,
+)
 from pwavenet_tf.training.schedule import check_steps, plan_epochs
 
 LN2 = math.log(2.0)
 METRICS_FILE = "metrics.json"
 
 
-def distribution_strategy():
-    """MirroredStrategy when several GPUs are visible, else the default strategy."""
-    if len(tf.config.list_logical_devices("GPU")) > 1:
-        return tf.distribute.MirroredStrategy()
-    return tf.distribute.get_strategy()
-
-
-def build_teacher(config, stats=None, mixed_precision=False):
-    dtype = "mixed_float16" if mixed_precision else None
+def build_teacher(config, stats=None, mixed_precision="off"):
+    """The teacher of `config`; `mixed_precision`: off, bfloat16 or float16 (or a bool)."""
+    dtype = dtype_policy(mixed_precision)
     teacher = WaveNetTeacher.from_pwavenet_config(
         config,
         feature_mean=None if stats is None else stats["mean"],
@@ -42,22 +44,19 @@ def build_teacher(config, stats=None, mixed_precision=False):
     return teacher
 
 
-def compile_teacher(teacher, training_config):
+def compile_teacher(teacher, training_config, jit_compile=False):
+    """Compiles with Adam (clipnorm, optional EMA); a float16 teacher gets loss scaling."""
     loss = teacher.make_loss()
 
     def bits_per_sample(y_true, y_pred):
         return loss.call(y_true, y_pred) / LN2
 
-    optimizer = keras.optimizers.Adam(
-        training_config.learning_rate,
-        clipnorm=training_config.clip_norm,
-        use_ema=training_config.ema_decay is not None,
-        ema_momentum=training_config.ema_decay or 0.99,
-    )
-    teacher.compile(optimizer=optimizer, loss=loss,
+    optimizer = make_adam(training_config)
+    # Keras wraps the optimizer in a LossScaleOptimizer for a mixed_float16 model.
+    teacher.compile(optimizer=optimizer, loss=loss, jit_compile=jit_compile,
                     metrics=[keras.metrics.MeanMetricWrapper(bits_per_sample,
                                                              name="bits_per_sample")])
-    optimizer.build(teacher.trainable_variables)
+    teacher.optimizer.build(teacher.trainable_variables)
     return teacher
 
 
@@ -103,20 +102,26 @@ class TeacherTask:
     data_dir: str
     out_dir: str
     seed: int = 0
-    mixed_precision: bool = False
+    mixed_precision: object = "off"
     verbose: int = 1
     log: object = print
     deterministic: bool = False
+    strategy: str = "auto"
+    jit_compile: bool = False
 
     def run(self, steps=None, batch_size=None):
         """Trains to `steps` (default: the config's); returns the published metrics.
 
-        A run that fails before its first checkpoint leaves no folder that looks trained.
+        Under `multi_worker` only the chief writes to `out_dir` (the others write to a
+        temporary copy). A run that fails before its first checkpoint leaves no folder
+        that looks trained.
         """
-        with removed_on_failure(self.out_dir):
-            return self._run(steps, batch_size)
+        enable_determinism(self.deterministic)
+        strategy = make_strategy(self.strategy)  # before anything touches the runtime
+        with output_dir(self.out_dir, strategy) as out, removed_on_failure(out):
+            return self._run(strategy, out, steps, batch_size)
 
-    def _run(self, steps, batch_size):
+    def _run(self, strategy, out_dir, steps, batch_size):
         cfg = self.config
         tc = cfg.teacher_training
         if steps is not None:
@@ -124,24 +129,28 @@ class TeacherTask:
         if batch_size is not None:
             tc = dataclasses.replace(tc, batch_size=check_steps("batch_size", batch_size))
         cfg = dataclasses.replace(cfg, teacher_training=tc)
-        prepare_model_dir(self.out_dir, cfg, compare_sections=("audio", "teacher"),
+        per_replica_batch(tc.batch_size, strategy)
+        precision = precision_name(self.mixed_precision)
+        prepare_model_dir(out_dir, cfg, compare_sections=("audio", "teacher"),
                           role="teacher")
-        enable_determinism(self.deterministic)
         keras.utils.set_random_seed(self.seed)
 
         data = load_corpus_data(self.data_dir, cfg.audio, tc.num_validation, self.seed,
-                                self.out_dir)
+                                out_dir)
         self.log(f"corpus: {len(data.train)} training / {len(data.examples('valid'))} "
                  "validation clips")
         multi = cfg.audio.num_speakers > 1
 
-        with distribution_strategy().scope():
-            teacher = build_teacher(cfg, data.stats, self.mixed_precision)
-            compile_teacher(teacher, tc)
+        with strategy.scope():
+            teacher = build_teacher(cfg, data.stats, precision)
+            compile_teacher(teacher, tc, jit_compile=self.jit_compile)
         self.log(f"teacher: {teacher.count_params():,} parameters, receptive field "
                  f"{teacher.receptive_field} samples "
-                 f"({1000 * teacher.receptive_field / cfg.audio.sample_rate:.1f} ms)")
-        ckpt = TrainingCheckpoint(self.out_dir, max_to_keep=tc.keep_checkpoints, model=teacher,
+                 f"({1000 * teacher.receptive_field / cfg.audio.sample_rate:.1f} ms); "
+                 f"{strategy.num_replicas_in_sync} replica(s) of "
+                 f"{tc.batch_size // strategy.num_replicas_in_sync} examples; "
+                 f"precision {precision}")
+        ckpt = TrainingCheckpoint(out_dir, max_to_keep=tc.keep_checkpoints, model=teacher,
                                   optimizer=teacher.optimizer, log=self.log)
         restored = restore_training_state(ckpt, self.log)
         step = int(teacher.optimizer.iterations.numpy())
@@ -151,7 +160,7 @@ class TeacherTask:
                                 start_step=step)
 
         per_epoch, epochs, initial_epoch = plan_epochs(tc.steps, tc.checkpoint_every, step)
-        metrics_path = os.path.join(self.out_dir, METRICS_FILE)
+        metrics_path = os.path.join(out_dir, METRICS_FILE)
         writer = cb.MetricsWriter(metrics_path, _published, extra={
             "receptive_field": teacher.receptive_field,
             "num_parameters": int(teacher.count_params()),
@@ -169,8 +178,8 @@ class TeacherTask:
         callbacks += [
             periodic(cb.CheckpointCallback(ckpt)),
             periodic(writer),
-            keras.callbacks.TensorBoard(os.path.join(self.out_dir, "tensorboard")),
-            cb.Periodic(cb.TensorBoardMedia(os.path.join(self.out_dir, "tensorboard", "media"),
+            keras.callbacks.TensorBoard(os.path.join(out_dir, "tensorboard")),
+            cb.Periodic(cb.TensorBoardMedia(os.path.join(out_dir, "tensorboard", "media"),
                                             self._media_fn(teacher, data),
                                             cfg.audio.sample_rate),
                         tc.log_audio_every or tc.steps, tc.steps),
@@ -183,6 +192,8 @@ class TeacherTask:
             # in-memory model at its end, which is what `self.teacher` then holds.
             teacher.fit(train_ds, epochs=epochs, initial_epoch=initial_epoch,
                         steps_per_epoch=per_epoch, callbacks=callbacks, verbose=self.verbose)
+        if strategy.num_replicas_in_sync > 1:
+            self.log(f"weights fingerprint: {weights_fingerprint(teacher)}")
         self.teacher = teacher
         return writer.latest or self._read_metrics(metrics_path)
 
