@@ -176,3 +176,18 @@ def test_a_run_that_fails_before_its_first_checkpoint_leaves_nothing(tmp_path):
             (trained / "metrics.json").write_text("{}")
             raise ValueError("late failure")
     assert (trained / "config.json").exists() and (trained / "metrics.json").exists()
+
+
+def test_a_resumed_run_trains_with_the_configs_learning_rate(tmp_path):
+    from pwavenet_tf.training.optimizers import apply_configured_learning_rate
+
+    config = load_config("tiny")
+    teacher = compile_teacher(build_teacher(config), config.teacher_training)
+    TrainingCheckpoint(str(tmp_path), model=teacher, optimizer=teacher.optimizer).save(3)
+    lower = config.override(teacher_training={"learning_rate": 1e-4})
+    other = compile_teacher(build_teacher(lower), lower.teacher_training)
+    TrainingCheckpoint(str(tmp_path), model=other, optimizer=other.optimizer).restore()
+    # The checkpoint carries the old rate ...
+    assert float(other.optimizer.learning_rate.numpy()) == pytest.approx(0.005)
+    apply_configured_learning_rate(other.optimizer, lower.teacher_training.learning_rate)
+    assert float(other.optimizer.learning_rate.numpy()) == pytest.approx(1e-4)

@@ -41,3 +41,13 @@ def make_adam(training_config, learning_rate=None):
         use_ema=ema is not None,
         ema_momentum=ema or 0.99,
     )
+
+
+def apply_configured_learning_rate(optimizer, learning_rate):
+    """After a restore: train on with the config's learning rate, not the checkpoint's.
+
+    The optimizer's learning rate is a variable and is restored with the checkpoint, so a
+    resumed run whose config lowers `learning_rate` would otherwise keep the old one.
+    """
+    inner = getattr(optimizer, "inner_optimizer", optimizer)
+    inner.learning_rate.assign(learning_rate)

@@ -18,7 +18,7 @@ from pwavenet_tf.training.checkpointing import (
     prepare_model_dir,
 )
 from pwavenet_tf.training.corpus_data import load_corpus_data
-from pwavenet_tf.training.optimizers import make_adam
+from pwavenet_tf.training.optimizers import apply_configured_learning_rate, make_adam
 from pwavenet_tf.training.precision import dtype_policy, precision_name
 from pwavenet_tf.training.strategy import (
     make_strategy,
@@ -153,6 +153,7 @@ class TeacherTask:
         ckpt = TrainingCheckpoint(out_dir, max_to_keep=tc.keep_checkpoints, model=teacher,
                                   optimizer=teacher.optimizer, log=self.log)
         restored = restore_training_state(ckpt, self.log)
+        apply_configured_learning_rate(teacher.optimizer, tc.learning_rate)
         step = int(teacher.optimizer.iterations.numpy())
         if restored:
             self.log(f"resumed from {restored} at step {step}")
