@@ -14,6 +14,7 @@ from pwavenet_tf.distributions.discretized_mix_logistic import (
 from pwavenet_tf.layers.causal_conv1d import CausalConv1D, receptive_field
 from pwavenet_tf.layers.conditioning_upsampler import ConditioningUpsampler
 from pwavenet_tf.models.conditioned_model import ConditionedModel
+from pwavenet_tf.models.distributed_build import DistributedBuildMixin
 from pwavenet_tf.layers.feature_normalizer import FeatureNormalizer
 from pwavenet_tf.layers.residual_block import ResidualBlock
 
@@ -24,7 +25,7 @@ INPUT_GAIN = 10.0
 
 
 @keras.saving.register_keras_serializable(package="pwavenet_tf")
-class WaveNetTeacher(ConditionedModel, keras.Model):
+class WaveNetTeacher(DistributedBuildMixin, ConditionedModel, keras.Model):
     """Conditional WaveNet over raw audio, trained by teacher forcing.
 
     Inputs (a dict): `audio` float32 `[batch, samples]` in [-1, 1], `features` float32
@@ -202,21 +203,101 @@ class WaveNetTeacher(ConditionedModel, keras.Model):
         """Convolution queues of every block for `step`."""
         return [block.initial_state(batch_size, dtype) for block in self.blocks]
 
-    def step(self, x_prev, conditioning_t, global_conditioning, state):
+    def step(self, x_prev, conditioning_t, global_conditioning, state, position=None):
         """One generation step from the previous sample `x_prev` `[B]`.
 
         `conditioning_t` is the upsampled conditioning at this timestep `[B, C]`.
         Returns the distribution parameters `[B, P]` of the current sample and the new
-        queues. O(num_layers) work per sample.
+        queues. `position`: the step's index t for ring-buffer queues (see
+        `CausalConv1D.step`). The layer-by-layer reference of `cached_step`.
         """
         h, _ = self.input_proj.step(self._input_transform(x_prev), None)
         skips = None
         new_state = []
         for block, queue in zip(self.blocks, state):
-            (h, skip), queue = block.step(h, conditioning_t, global_conditioning, queue)
+            (h, skip), queue = block.step(h, conditioning_t, global_conditioning, queue,
+                                          position)
             new_state.append(queue)
             skips = skip if skips is None else skips + skip
         return self._head(skips), new_state
+
+    # --- Cached ("fast WaveNet") generation, as `TeacherGenerator` runs it ---
+    #
+    # The queues of all blocks live in one ring of rows `[sum(dilations), B, (k-1) * R]`:
+    # block i owns rows `offset_i + r` for r in [0, d_i); at step t its row
+    # `offset_i + t mod d_i` holds the k-1 earlier taps x_{t-(k-1)d}, ..., x_{t-d}
+    # (oldest first), which is what the dilated convolution needs with x_t, and is then
+    # replaced by x_{t-(k-2)d}, ..., x_t. One gather reads every block's taps and one
+    # scatter writes them back: O(layers * k * R) values per step, not the queues' length.
+
+    def cached_ring_layout(self):
+        """`(row_offsets, dilations, row_width)` of the cached step's ring (None for
+        filter_size 1, which keeps no queue)."""
+        if self.filter_size == 1:
+            return None
+        offsets = [0]
+        for d in self.dilations[:-1]:
+            offsets.append(offsets[-1] + d)
+        return offsets, list(self.dilations), (self.filter_size - 1) * self.residual_channels
+
+    def cached_plan(self, global_conditioning=None):
+        """What the cached step reads but never changes, computed once per utterance:
+        the step matrices of every block (residual and skip projections fused, see
+        `ResidualBlock.step_weights`) and the conditioning projection of all blocks as one
+        matrix `[C, blocks * gate]` with the per-utterance gate biases `[1 or B, blocks *
+        gate]` (conv biases and global conditioning). Derived from the variables at call
+        time; the variables and checkpoints are unchanged."""
+        dtype = self.blocks[0].compute_dtype
+        return {
+            "dtype": dtype,
+            "in_kernel": ops.cast(self.input_proj.kernel[0], dtype),
+            "in_bias": ops.cast(self.input_proj.bias, dtype),
+            "blocks": [block.step_weights() for block in self.blocks],
+            "cond_kernel": ops.concatenate(
+                [ops.cast(b.conditioning_proj.kernel, dtype) for b in self.blocks], axis=1),
+            "gate_bias": ops.concatenate(
+                [ops.reshape(b.gate_bias(global_conditioning), (-1, self.gate_channels))
+                 for b in self.blocks], axis=1),
+        }
+
+    def project_conditioning(self, conditioning, plan):
+        """Upsampled conditioning `[B, n, C]` -> every block's gate input from it
+        (projection plus gate biases), time-major `[n, blocks, B, gate]`: one matmul for
+        all blocks and n timesteps."""
+        batch, n = ops.shape(conditioning)[0], ops.shape(conditioning)[1]
+        g = ops.matmul(ops.cast(conditioning, plan["dtype"]), plan["cond_kernel"])
+        g = g + ops.expand_dims(plan["gate_bias"], 1)
+        g = ops.reshape(g, (batch, n, len(self.blocks), self.gate_channels))
+        return ops.transpose(g, (1, 2, 0, 3))
+
+    def cached_step(self, x_prev, rows, gate_inputs, plan):
+        """One generation step of the whole stack.
+
+        Args:
+            x_prev: the previous sample `[B]`.
+            rows: every block's ring row at this step `[blocks, B, (k-1) * R]` (see
+                `cached_ring_layout`), None for filter_size 1.
+            gate_inputs: this step's `[blocks, B, gate]` from `project_conditioning`.
+            plan: `cached_plan(...)`.
+
+        Returns:
+            The parameters `[B, P]` of the current sample and the rows to write back
+            `[blocks, B, (k-1) * R]` (None for filter_size 1).
+        """
+        x = ops.cast(self._input_transform(x_prev), plan["dtype"])
+        h = ops.matmul(x, plan["in_kernel"]) + plan["in_bias"]
+        block_rows = [None] * len(self.blocks) if rows is None else ops.unstack(rows, axis=0)
+        gates = ops.unstack(gate_inputs, axis=0)
+        skips, all_taps = [], []
+        for block, row, gate, weights in zip(self.blocks, block_rows, gates, plan["blocks"]):
+            taps = h if row is None else ops.concatenate([row, h], axis=-1)
+            all_taps.append(taps)
+            h, skip = block.step_from_taps(taps, h, gate, weights)
+            skips.append(skip)
+        new_rows = None
+        if rows is not None:
+            new_rows = ops.stack(all_taps, axis=0)[:, :, self.residual_channels:]
+        return self._head(ops.sum(ops.stack(skips, axis=0), axis=0)), new_rows
 
     # --- The output distribution ---
 
