@@ -272,6 +272,13 @@ class DistillConfig(_Section):
     contrastive_gamma: float = 0.3
     num_validation: int = 0
     ema_decay: Optional[float] = None  # Polyak averaging of the student's weights
+    # GAN-augmented distillation (Yamamoto et al. 2019): off with adversarial_weight 0.
+    adversarial_weight: float = 0.0  # least-squares generator loss of the student
+    adversarial_start_step: int = 0  # the student's adversarial terms count from this step
+    feature_matching_weight: float = 0.0  # L1 between discriminator features of real/student
+    discriminator_layers: int = 10  # Parallel WaveGAN discriminator: dilated convs in all
+    discriminator_channels: int = 64
+    discriminator_learning_rate: float = 1e-4  # its own Adam (clip norm: clip_norm)
 
     def __post_init__(self):
         s = self.SECTION
@@ -288,6 +295,19 @@ class DistillConfig(_Section):
         _check(plf is None or plf > 0, s, "power_log_floor", plf, "must be > 0 or null")
         _check(len(self.spectral_fft_sizes) > 0 and all(n >= 16 for n in self.spectral_fft_sizes),
                s, "spectral_fft_sizes", self.spectral_fft_sizes, "must be a list of sizes >= 16")
+        for k in ("adversarial_weight", "feature_matching_weight", "adversarial_start_step"):
+            v = getattr(self, k)
+            _check(math.isfinite(v) and v >= 0, s, k, v, "must be >= 0")
+        _check(self.feature_matching_weight == 0 or self.adversarial_weight > 0, s,
+               "feature_matching_weight", self.feature_matching_weight,
+               "needs adversarial_weight > 0 (feature matching uses the discriminator)")
+        _check(self.discriminator_layers >= 2, s, "discriminator_layers",
+               self.discriminator_layers, "must be >= 2")
+        _check(self.discriminator_channels > 0, s, "discriminator_channels",
+               self.discriminator_channels, "must be positive")
+        dlr = self.discriminator_learning_rate
+        _check(math.isfinite(dlr) and dlr > 0, s, "discriminator_learning_rate", dlr,
+               "must be a finite number > 0")
 
 
 _SECTIONS = {

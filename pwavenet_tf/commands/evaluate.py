@@ -27,6 +27,8 @@ Example:
 
 import os
 
+from pwavenet_tf.commands import common
+
 
 def add_arguments(p):
     p.add_argument("--model", required=True, help="trained student or teacher directory")
@@ -40,7 +42,7 @@ def add_arguments(p):
                         "0 skips it)")
     p.add_argument("--griffin-lim-iters", type=int, default=32,
                    help="Griffin-Lim iterations of the reference (default 32)")
-    p.add_argument("--mcd-coefficients", type=int, default=24,
+    p.add_argument("--mcd-coefficients", type=common.positive_int, default=24,
                    help="mel-cepstral coefficients c1..cD in the MCD (default 24)")
     p.add_argument("--no-dnsmos", action="store_true", help="skip DNSMOS even if installed")
     p.add_argument("--no-asr", action="store_true",

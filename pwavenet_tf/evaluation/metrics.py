@@ -93,9 +93,13 @@ def mcd_from_log_mel(ma, mb, num_coefficients=24):
     ma, mb = np.asarray(ma), np.asarray(mb)
     if ma.shape != mb.shape:
         raise ValueError(f"Log-mel shapes differ: {ma.shape} vs {mb.shape}")
-    d = min(int(num_coefficients), ma.shape[-1] - 1)
-    if d < 1:
+    if isinstance(num_coefficients, bool) or int(num_coefficients) != num_coefficients \
+            or num_coefficients < 1:
+        raise ValueError("The number of mel-cepstral coefficients (--mcd-coefficients) must "
+                         f"be a positive integer. Received: num_coefficients={num_coefficients!r}")
+    if ma.shape[-1] < 2:
         raise ValueError(f"Need at least 2 mel bands for MCD. Received: n_mels={ma.shape[-1]}")
+    d = min(int(num_coefficients), ma.shape[-1] - 1)
     diff = mel_cepstrum(ma - mb, d + 1)[:, 1:]  # the cepstrum is linear in the log-mel
     per_frame = DB_PER_NEPER * np.sqrt(2.0 * np.sum(diff**2, axis=-1))
     return float(np.mean(per_frame))

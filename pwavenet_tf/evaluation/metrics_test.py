@@ -79,6 +79,12 @@ def test_errors(layer):
         M.log_mel_l1(np.stack([x, x, x]), x, layer)
     with pytest.raises(ValueError, match="momentum"):
         M.griffin_lim(np.ones((4, 257), "float32"), layer, momentum=1.0)
+    mel = np.zeros((3, 80), "float32")
+    with pytest.raises(ValueError, match=r"--mcd-coefficients\) must be a positive integer. "
+                                         r"Received: num_coefficients=0"):
+        M.mcd_from_log_mel(mel, mel, 0)
+    with pytest.raises(ValueError, match="at least 2 mel bands"):
+        M.mcd_from_log_mel(mel[:, :1], mel[:, :1], 24)
 
 
 def test_mel_pseudo_inverse_is_nonnegative(layer):

@@ -1,9 +1,10 @@
 """Probability density distillation of a WaveNet teacher into an IAF student."""
 
 import keras
+import tensorflow as tf
 from keras import ops
 
-from pwavenet_tf.losses import stateless_noise
+from pwavenet_tf.losses import adversarial_loss, stateless_noise
 from pwavenet_tf.losses.kl_divergence import check_teacher_density, kl_terms, logistic_noise
 
 
@@ -29,6 +30,21 @@ class Distiller(keras.Model):
     only, but gradients still flow *through* the teacher's input into the student. Every
     term is tracked as its own metric (`kl`, `cross_entropy`, `entropy`, `power`, ...).
 
+    GAN-augmented distillation (Yamamoto et al. 2019), with `adversarial_weight > 0` and a
+    `discriminator` (e.g. `WaveformDiscriminator`) with its own optimizer: one `fit` step
+    (`train_step`) then
+    (a) adds `adversarial_weight * LSGAN generator loss + feature_matching_weight *
+        feature matching` (`losses.adversarial_loss`) of the discriminator on real audio
+        and on the student's sample to the loss above, once `optimizer.iterations >=
+        adversarial_start_step` (0 before), and updates the student's weights only;
+    (b) updates the discriminator with the LSGAN discriminator loss, real audio against
+        the same student sample (no gradient reaches the student), from step 0 on, so it
+        has learned the task when the student's adversarial terms switch on.
+    The discriminator runs once per step on real and student audio together; both updates
+    use that pass. `adversarial`, `feature_matching` and `discriminator_loss` are tracked
+    (the first two as measured, also before the start step). With `adversarial_weight` 0
+    the step is Keras's own.
+
     Args:
         student: an `IAFStudent`.
         teacher: a trained `WaveNetTeacher` (frozen here).
@@ -42,6 +58,13 @@ class Distiller(keras.Model):
         seed: seed of the noise and Monte Carlo draws. In training every draw is keyed to
             (seed, step, example) (`losses.stateless_noise`), so a resumed run repeats an
             uninterrupted run's draws and each replica draws for its own examples.
+        adversarial_weight, feature_matching_weight: weights of the student's GAN terms
+            (0: off; feature matching needs the adversarial term on).
+        adversarial_start_step: the step from which the student's GAN terms count.
+        discriminator: a layer mapping audio `[batch, time]` to `(logits, feature maps)`
+            (required when adversarial_weight > 0).
+        discriminator_optimizer: its optimizer, built on its trainable variables before a
+            checkpoint is restored (required when adversarial_weight > 0).
     """
 
     def __init__(
@@ -59,9 +82,31 @@ class Distiller(keras.Model):
         spectral_loss=None,
         perceptual_loss=None,
         seed=0,
+        adversarial_weight=0.0,
+        adversarial_start_step=0,
+        feature_matching_weight=0.0,
+        discriminator=None,
+        discriminator_optimizer=None,
         **kwargs,
     ):
         super().__init__(**kwargs)
+        for name, value in (("adversarial_weight", adversarial_weight),
+                            ("feature_matching_weight", feature_matching_weight),
+                            ("adversarial_start_step", adversarial_start_step)):
+            if not value >= 0:
+                raise ValueError(f"`{name}` must be >= 0. Received: {name}={value!r}")
+        if feature_matching_weight > 0 and not adversarial_weight > 0:
+            raise ValueError(
+                "feature_matching_weight > 0 needs adversarial_weight > 0. Received: "
+                f"adversarial_weight={adversarial_weight}")
+        if adversarial_weight > 0 and (discriminator is None or discriminator_optimizer is None):
+            raise ValueError("adversarial_weight > 0 needs a `discriminator` and a "
+                             "`discriminator_optimizer`.")
+        if not adversarial_weight > 0 and (discriminator is not None
+                                           or discriminator_optimizer is not None):
+            raise ValueError(
+                "A `discriminator` is only used with adversarial_weight > 0. Received: "
+                f"adversarial_weight={adversarial_weight}")
         if num_kl_samples < 1:
             raise ValueError(f"`num_kl_samples` must be >= 1. Received: {num_kl_samples}")
         if power_weight > 0 and power_loss is None:
@@ -100,7 +145,22 @@ class Distiller(keras.Model):
         if perceptual_loss is not None:
             perceptual_loss.classifier.trainable = False
         self.seed = int(seed)
+        self.adversarial_weight = float(adversarial_weight)
+        self.adversarial_start_step = int(adversarial_start_step)
+        self.feature_matching_weight = float(feature_matching_weight)
         self.trackers = {name: keras.metrics.Mean(name=name) for name in self._active_terms()}
+        self.adversarial_trackers = {}
+        if self.adversarial:
+            self.discriminator = discriminator
+            self.discriminator_optimizer = discriminator_optimizer
+            self.adversarial_trackers = {
+                name: keras.metrics.Mean(name=name)
+                for name in ("adversarial", "feature_matching", "discriminator_loss")}
+
+    @property
+    def adversarial(self):
+        """Whether the step trains with a discriminator."""
+        return self.adversarial_weight > 0
 
     def _active_terms(self):
         terms = ["kl", "cross_entropy", "entropy"]
@@ -116,7 +176,8 @@ class Distiller(keras.Model):
 
     @property
     def metrics(self):
-        return super().metrics + list(self.trackers.values())
+        return (super().metrics + list(self.trackers.values())
+                + list(self.adversarial_trackers.values()))
 
     def _step_seeds(self, stream, batch_size):
         """Per-example stateless seeds of this training step (see `stateless_noise`)."""
@@ -208,3 +269,75 @@ class Distiller(keras.Model):
         for name, tracker in self.trackers.items():
             tracker.update_state(terms[name])
         return self.total_loss(terms)
+
+    def adversarial_terms(self, inputs, student_out):
+        """`{"adversarial", "feature_matching", "discriminator_loss"}` of one discriminator
+        pass over real audio and the student's sample (concatenated on the batch axis).
+
+        `adversarial` (LSGAN generator loss) and `feature_matching` carry gradients to the
+        student through its sample; `discriminator_loss` is meant for the discriminator's
+        variables only (its gradient w.r.t. them is that of real vs. a stop-gradiented
+        sample).
+        """
+        real = ops.cast(inputs["audio"], student_out["audio"].dtype)
+        fake = student_out["audio"]
+        batch = ops.shape(real)[0]
+        logits, features = self.discriminator(ops.concatenate([real, fake], axis=0))
+        real_logits, fake_logits = logits[:batch], logits[batch:]
+        real_features = [ops.stop_gradient(f[:batch]) for f in features]
+        fake_features = [f[batch:] for f in features]
+        return {
+            "adversarial": adversarial_loss.generator_loss(fake_logits),
+            "feature_matching": adversarial_loss.feature_matching_loss(real_features,
+                                                                       fake_features),
+            # Gradients w.r.t. the discriminator's variables only (they are those of a
+            # stop-gradiented sample); a stop_gradient here would cut its fake half.
+            "discriminator_loss": adversarial_loss.discriminator_loss(real_logits, fake_logits),
+        }
+
+    def adversarial_total(self, terms):
+        """The student's weighted GAN terms (without the start-step gate)."""
+        loss = self.adversarial_weight * terms["adversarial"]
+        if self.feature_matching_weight > 0:
+            loss = loss + self.feature_matching_weight * terms["feature_matching"]
+        return loss
+
+    def train_step(self, data):
+        """Keras's step; with a discriminator, the GAN step of the class docstring.
+
+        TensorFlow edge (`tf.GradientTape`), like Keras's own TensorFlow `train_step`.
+        """
+        if not self.adversarial:
+            return super().train_step(data)
+        from keras.src.losses.loss import unscale_loss_for_distribution
+
+        x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
+        student_vars = self.student.trainable_variables
+        disc_vars = self.discriminator.trainable_variables
+        with tf.GradientTape() as tape:
+            y_pred = self(x, training=True)
+            # The student's usual loss (and its trackers), exactly as without a discriminator.
+            loss = self._compute_loss(x=x, y=y, y_pred=y_pred, sample_weight=sample_weight,
+                                      training=True)
+            # Scaled by 1/replicas like the loss of `compute_loss` (replica gradients add up).
+            per_replica = 1.0 / stateless_noise.replica_count()
+            with tf.GradientTape() as disc_tape:
+                adv = self.adversarial_terms(x, y_pred)
+                d_loss = self.discriminator_optimizer.scale_loss(
+                    adv["discriminator_loss"] * per_replica)
+            started = self.optimizer.iterations >= self.adversarial_start_step
+            gan = self.adversarial_total(adv) * per_replica
+            # `where`, not a 0/1 factor: before the start the GAN gradient is exactly 0.
+            loss = loss + ops.where(started, ops.cast(gan, loss.dtype), ops.zeros_like(loss))
+            self._loss_tracker.update_state(unscale_loss_for_distribution(loss),
+                                            sample_weight=tf.shape(tf.nest.flatten(x)[0])[0])
+            scaled = self.optimizer.scale_loss(loss)
+        # (a) the student; the teacher is frozen and the discriminator is not in the list.
+        grads = tape.gradient(scaled, student_vars)
+        self.optimizer.apply_gradients(zip(grads, student_vars))
+        # (b) the discriminator, real audio against the student's (stop-gradiented) sample.
+        d_grads = disc_tape.gradient(d_loss, disc_vars)
+        self.discriminator_optimizer.apply_gradients(zip(d_grads, disc_vars))
+        for name, tracker in self.adversarial_trackers.items():
+            tracker.update_state(adv[name])
+        return self.compute_metrics(x, y, y_pred, sample_weight=sample_weight)

@@ -34,7 +34,11 @@ def read_model_dir_config(model_dir, role=None):
         what = f"a trained {role} directory" if role else "a model directory"
         raise CheckpointError(f"{model_dir} is not {what}: {CONFIG_FILE} is missing.")
     with open(path) as f:
-        data = json.load(f)
+        try:
+            data = json.load(f)
+        except (json.JSONDecodeError, UnicodeDecodeError) as e:
+            raise CheckpointError(f"{path} is not valid JSON ({e}); it may be truncated. "
+                                  "Restore it from a backup or retrain into a new --out.") from e
     return Config.from_dict(data)
 
 

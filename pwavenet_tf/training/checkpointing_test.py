@@ -191,3 +191,11 @@ def test_a_resumed_run_trains_with_the_configs_learning_rate(tmp_path):
     assert float(other.optimizer.learning_rate.numpy()) == pytest.approx(0.005)
     apply_configured_learning_rate(other.optimizer, lower.teacher_training.learning_rate)
     assert float(other.optimizer.learning_rate.numpy()) == pytest.approx(1e-4)
+
+
+def test_a_truncated_config_json_names_the_file(tmp_path):
+    from pwavenet_tf.training.checkpointing import read_model_dir_config
+
+    (tmp_path / "config.json").write_text('{"audio": {"sample_rate": 22')
+    with pytest.raises(CheckpointError, match=r"config.json is not valid JSON .*truncated"):
+        read_model_dir_config(str(tmp_path))

@@ -14,6 +14,7 @@ from pwavenet_tf.losses.power_loss import PowerLoss
 from pwavenet_tf.losses.spectral_loss import MultiResolutionSTFTLoss
 from pwavenet_tf.models.distiller import Distiller
 from pwavenet_tf.models.iaf_student import IAFStudent
+from pwavenet_tf.models.waveform_discriminator import WaveformDiscriminator
 from pwavenet_tf.training import callbacks as cb
 from pwavenet_tf.training.checkpointing import (
     STATS_FILE,
@@ -29,6 +30,7 @@ from pwavenet_tf.training.checkpointing import (
 )
 from pwavenet_tf.training.corpus_data import load_corpus_data
 from pwavenet_tf.training.loss_balance import terms_with_gradient_norms
+from pwavenet_tf.training.optimizers import ReplicaConsistentAdam, apply_configured_learning_rate
 from pwavenet_tf.training.schedule import check_steps, plan_epochs
 from pwavenet_tf.training.teacher_task import METRICS_FILE, enable_determinism, load_teacher
 
@@ -41,6 +43,22 @@ def build_student(config, stats=None):
         feature_mean=None if stats is None else stats["mean"],
         feature_std=None if stats is None else stats["std"],
     )
+
+
+def build_discriminator(distill_config):
+    """`(WaveformDiscriminator, its built Adam)` for `adversarial_weight > 0`, else
+    `(None, None)`. Built here so that a checkpoint can be restored into both."""
+    dc = distill_config
+    if not dc.adversarial_weight > 0:
+        return None, None
+    discriminator = WaveformDiscriminator(num_layers=dc.discriminator_layers,
+                                          channels=dc.discriminator_channels,
+                                          name="discriminator")
+    discriminator.build((None, None))
+    # Clips the all-replica gradient, like the student's Adam; no EMA.
+    optimizer = ReplicaConsistentAdam(dc.discriminator_learning_rate, clipnorm=dc.clip_norm)
+    optimizer.build(discriminator.trainable_variables)
+    return discriminator, optimizer
 
 
 def load_student(model_dir):
@@ -130,8 +148,9 @@ class DistillTask:
     `out_dir` receives `config.json` (the audio settings are the teacher's; a config whose
     audio section differs is an error), `feature_stats.json` (the teacher's statistics),
     `pwavenet_model.json` (role and teacher path), `checkpoints/` (student, optimizer with
-    its Adam moments and EMA slots, EMA weights with `distill.ema_decay`, the step; resumed
-    on restart), `tensorboard/`, `metrics.json`, and with the perceptual loss on,
+    its Adam moments and EMA slots, EMA weights with `distill.ema_decay`, the step, and
+    with `distill.adversarial_weight > 0` the discriminator and its Adam; resumed on
+    restart), `tensorboard/`, `metrics.json`, and with the perceptual loss on,
     `phone_classifier.keras`.
 
     Resume is exact: the batches, the student's noise and the KL draws are functions of
@@ -186,13 +205,17 @@ class DistillTask:
         spectral = (MultiResolutionSTFTLoss(dc.spectral_fft_sizes) if dc.spectral_weight > 0
                     else None)
         perceptual = self._perceptual_loss(cfg, data) if dc.perceptual_weight > 0 else None
+        discriminator, disc_optimizer = build_discriminator(dc)
         distiller = Distiller(
             student, teacher, num_kl_samples=dc.num_kl_samples, kl_weight=dc.kl_weight,
             power_weight=dc.power_weight, spectral_weight=dc.spectral_weight,
             perceptual_weight=dc.perceptual_weight,
             contrastive_weight=dc.contrastive_weight, contrastive_gamma=dc.contrastive_gamma,
             power_loss=power, spectral_loss=spectral, perceptual_loss=perceptual,
-            seed=self.seed,
+            seed=self.seed, adversarial_weight=dc.adversarial_weight,
+            adversarial_start_step=dc.adversarial_start_step,
+            feature_matching_weight=dc.feature_matching_weight,
+            discriminator=discriminator, discriminator_optimizer=disc_optimizer,
         )
         optimizer = keras.optimizers.Adam(
             dc.learning_rate, clipnorm=dc.clip_norm, use_ema=dc.ema_decay is not None,
@@ -202,10 +225,20 @@ class DistillTask:
         self.log(f"student: {student.count_params():,} parameters, {len(student.flows)} flows "
                  f"{list(cfg.student.flow_layers)}; teacher frozen "
                  f"({teacher.count_params():,} parameters)")
+        extras = None
+        if discriminator is not None:
+            extras = {"discriminator": discriminator,
+                      "discriminator_optimizer": disc_optimizer}
+            self.log(f"discriminator: {discriminator.count_params():,} parameters, "
+                     f"{discriminator.num_layers} layers x {discriminator.channels} channels; "
+                     f"adversarial weight {dc.adversarial_weight} from step "
+                     f"{dc.adversarial_start_step}")
 
         ckpt = TrainingCheckpoint(self.out_dir, max_to_keep=dc.keep_checkpoints, model=student,
-                                  optimizer=optimizer, log=self.log)
+                                  optimizer=optimizer, log=self.log, extras=extras)
         restored = restore_training_state(ckpt, self.log)
+        if disc_optimizer is not None:
+            apply_configured_learning_rate(disc_optimizer, dc.discriminator_learning_rate)
         step = int(optimizer.iterations.numpy())
         if restored:
             self.log(f"resumed from {restored} at step {step}")

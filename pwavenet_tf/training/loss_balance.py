@@ -1,7 +1,7 @@
 """How much each distillation loss term pulls on the student: per-term gradient norms.
 
 The distillation objective is a weighted sum (KL, power, spectral, perceptual,
-contrastive). Which term drives training is decided by the size of each weighted term's
+contrastive, and with a discriminator the adversarial and feature-matching terms). Which term drives training is decided by the size of each weighted term's
 *gradient*, not by its value: a term can be small and still dominate. For every active
 term this computes
 
@@ -28,6 +28,9 @@ WEIGHTED_TERMS = {
     "spectral": "spectral_weight",
     "perceptual": "perceptual_weight",
     "contrastive": "contrastive_weight",
+    # GAN-augmented distillation (measured also before `adversarial_start_step`).
+    "adversarial": "adversarial_weight",
+    "feature_matching": "feature_matching_weight",
 }
 
 
@@ -56,9 +59,11 @@ def terms_with_gradient_norms(distiller, batch, noise_seed=1234, kl_seed=1235):
     with tf.GradientTape(persistent=True) as tape:
         out = distiller(batch, training=True, noise_seed=noise_seed)
         terms = distiller.loss_terms(batch, out, kl_seed=kl_seed)
+        if getattr(distiller, "adversarial", False):
+            terms.update(distiller.adversarial_terms(batch, out))
     norms = {}
     for name, weight_attr in WEIGHTED_TERMS.items():
-        weight = float(getattr(distiller, weight_attr))
+        weight = float(getattr(distiller, weight_attr, 0.0))
         if weight <= 0 or name not in terms:
             continue
         grads = [g for g in tape.gradient(terms[name], variables) if g is not None]
