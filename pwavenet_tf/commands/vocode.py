@@ -104,6 +104,9 @@ class _SavedModel:
         self._tf = tf
         self._args = args
         self.path = path
+        from pwavenet_tf.export.versioning import read_export_metadata
+
+        read_export_metadata(path)  # before any of the export's graph runs
         self.loaded = tf.saved_model.load(path)
         loaded = self.loaded
         try:

@@ -41,6 +41,7 @@ import tensorflow as tf
 
 from pwavenet_tf.audio.front_end import audio_settings, make_log_mel
 from pwavenet_tf.audio.quantize import float_to_pcm16
+from pwavenet_tf.export.versioning import EXPORT_FORMAT
 from pwavenet_tf.models.student_generator import draw_logistic_noise
 
 SERVING_DEFAULT = "serving_default"
@@ -170,7 +171,7 @@ class ExportModule(tf.Module):
             inputs["speaker_id"] = f"int32 [batch] in [0, {self._num_speakers})"
         inputs["seed"] = f"int64 scalar (default {self._default_seed})"
         return {
-            "format": "pwavenet_tf SavedModel",
+            "format": EXPORT_FORMAT,
             "format_version": EXPORT_FORMAT_VERSION,
             "role": self._role,
             "sample_rate": self._sample_rate,

@@ -14,6 +14,7 @@ import tempfile
 import time
 
 SAVED_MODEL_FILE = "saved_model.pb"
+EXPORT_FORMAT = "pwavenet_tf SavedModel"
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 
 __all__ = [
@@ -22,6 +23,7 @@ __all__ = [
     "list_versions",
     "next_version",
     "publish_version",
+    "read_export_metadata",
     "resolve_saved_model_dir",
     "version_dir",
 ]
@@ -165,3 +167,33 @@ def resolve_saved_model_dir(path):
         if os.path.isfile(os.path.join(candidate, SAVED_MODEL_FILE)):
             return candidate
     return None
+
+
+def read_export_metadata(path):
+    """The metadata (`assets/config.json`) of a pwavenet export, checked BEFORE loading it.
+
+    A SavedModel can hold arbitrary graph ops (reading or writing files when called), so
+    only trusted exports should be loaded; this refuses folders that do not carry this
+    package's metadata, which catches a wrong or foreign model before any of its code runs.
+    It does not make an untrusted export safe (see docs/serving.md).
+    """
+    import json
+
+    meta_path = os.path.join(path, "assets", "config.json")
+    why = None
+    try:
+        with open(meta_path) as f:
+            meta = json.load(f)
+    except FileNotFoundError:
+        why = "assets/config.json is missing"
+    except (OSError, ValueError) as e:
+        why = f"assets/config.json cannot be read ({e})"
+    else:
+        if not isinstance(meta, dict) or meta.get("format") != EXPORT_FORMAT:
+            why = f"assets/config.json does not say format {EXPORT_FORMAT!r}"
+    if why:
+        raise ExportError(
+            f"{path} is a SavedModel but not a pwavenet_tf export ({why}); refusing to load "
+            "it. Only load exports you trust: a SavedModel can run arbitrary graph ops."
+        )
+    return meta

@@ -120,7 +120,7 @@ class KMeansModel:
 
     @classmethod
     def load(cls, path: str) -> "KMeansModel":
-        with np.load(path) as data:
+        with np.load(path, allow_pickle=False) as data:
             return cls(data["centroids"], data["mean"], data["std"], float(data["inertia"]))
 
 
