@@ -217,7 +217,6 @@ def run(args):
     if args.input and not model.uses_mel:
         raise ValueError(f"{args.model} is conditioned on external features, not log-mel: "
                          "pass feature arrays with --mel.")
-    os.makedirs(args.output_dir, exist_ok=True)
     outputs = _output_paths(inputs, args.output_dir)
     sr, hop = model.sample_rate, model.hop
     # An export rejects longer inputs: trim them to the most whole frames it accepts.
@@ -254,6 +253,8 @@ def run(args):
             start = time.time()
             out = model.vocode_mel(feats)
         elapsed = time.time() - start
+        # Created only once there is something to write: a bad input leaves no folder.
+        os.makedirs(args.output_dir, exist_ok=True)
         write_wav(dst, out, sr)
         total_samples += len(out)
         total_seconds += elapsed
