@@ -180,6 +180,21 @@ class TrainingCheckpoint:
     def latest(self):
         return self.manager.latest_checkpoint
 
+    def checkpoint_paths(self):
+        """The checkpoints the state file lists, newest first.
+
+        (Not `CheckpointManager.checkpoints`: that leaves out checkpoints whose state file
+        has no timestamps, such as the preset's, and would report "no checkpoint".)
+        """
+        state = tf.train.get_checkpoint_state(self.directory)
+        if state is None:
+            return []
+        paths = list(state.all_model_checkpoint_paths) or [state.model_checkpoint_path]
+        if state.model_checkpoint_path and state.model_checkpoint_path not in paths:
+            paths.append(state.model_checkpoint_path)
+        paths = [p if os.path.isabs(p) else os.path.join(self.directory, p) for p in paths]
+        return list(reversed(paths))
+
     def restore(self, require=False, use_ema=True):
         """Restores the newest checkpoint that loads; returns its path (None when none).
 
@@ -189,7 +204,7 @@ class TrainingCheckpoint:
         either). A checkpoint of an older version without `ema_weights` restores the rest
         (the optimizer's own EMA slots included).
         """
-        candidates = list(reversed(self.manager.checkpoints))
+        candidates = self.checkpoint_paths()
         if not candidates:
             if require:
                 raise CheckpointError(f"No checkpoint found in {self.directory}")

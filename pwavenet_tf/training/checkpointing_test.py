@@ -199,3 +199,14 @@ def test_a_truncated_config_json_names_the_file(tmp_path):
     (tmp_path / "config.json").write_text('{"audio": {"sample_rate": 22')
     with pytest.raises(CheckpointError, match=r"config.json is not valid JSON .*truncated"):
         read_model_dir_config(str(tmp_path))
+
+
+def test_a_state_file_without_timestamps_still_lists_its_checkpoints(tmp_path):
+    """The preset's training folders carry a hand-made `checkpoint` file (no timestamps)."""
+    config = load_config("tiny")
+    model = build_teacher(config)
+    TrainingCheckpoint(str(tmp_path), model=model).save(7)
+    (tmp_path / "checkpoints" / "checkpoint").write_text(
+        'model_checkpoint_path: "ckpt-7"\nall_model_checkpoint_paths: "ckpt-7"\n')
+    path = TrainingCheckpoint(str(tmp_path), model=build_teacher(config)).restore(require=True)
+    assert path.endswith("ckpt-7")
