@@ -11,10 +11,17 @@ class CausalConv1D(keras.layers.Layer):
     Two call modes share the same kernel:
     - `call(x)`: the whole sequence `[batch, time, in]` -> `[batch, time, filters]`, by left
       padding with `(kernel_size - 1) * dilation_rate` zeros.
-    - `step(x_t, state)`: one timestep `[batch, in]` with an explicit queue `state` of the
-      last `(kernel_size - 1) * dilation_rate` inputs `[batch, queue, in]`; returns the output
-      `[batch, filters]` and the updated queue. Starting from `initial_state` (zeros) this
-      reproduces `call` exactly, with O(1) work per step ("fast WaveNet" generation).
+    - `step(x_t, state, position)`: one timestep `[batch, in]` with an explicit queue
+      `state` of the last `(kernel_size - 1) * dilation_rate` inputs `[batch, queue, in]`;
+      returns the output `[batch, filters]` and the updated queue. Starting from
+      `initial_state` (zeros) this reproduces `call` exactly ("fast WaveNet" generation).
+      With `position` (the step's index t) the queue is a ring buffer: x_t overwrites slot
+      `t mod queue` (the oldest input, x_{t-queue}) with one `slice_update` and the taps
+      are read at slots `(t + j*d) mod queue`. Under XLA the update is in place, O(in)
+      values per step whatever the queue's length (TensorFlow's graph executor copies the
+      tensor instead; the teacher's generator therefore keeps its queues in a TensorArray,
+      see `WaveNetTeacher.cached_step`). Without `position` the queue is kept in time
+      order and shifted by one every step (a copy of the whole queue per step).
 
     Args:
         filters: output channels.
@@ -86,19 +93,46 @@ class CausalConv1D(keras.layers.Layer):
         """The empty queue for `step`: zeros `[batch, (k-1)*d, in_channels]`."""
         return ops.zeros((batch_size, self.queue_length, self.kernel.shape[1]), dtype=dtype)
 
-    def step(self, x_t, state):
-        """One timestep: `x_t` `[batch, in]`, `state` `[batch, (k-1)*d, in]`."""
+    def step_kernel(self):
+        """The kernel as one matrix `[kernel_size * in, filters]` for flattened taps (oldest
+        tap first), in the compute dtype: a view of the variable, which is unchanged."""
         in_channels = self.kernel.shape[1]
-        if self.queue_length:
-            taps = ops.take(state, list(range(0, self.queue_length, self.dilation_rate)), axis=1)
-            taps = ops.concatenate([taps, x_t[:, None, :]], axis=1)  # [B, k, in]
+        kernel = ops.reshape(self.kernel, (self.kernel_size * in_channels, self.filters))
+        return ops.cast(kernel, self.compute_dtype)
+
+    def step_taps(self, x_t, state, position=None):
+        """The inputs one output sees, flattened oldest first `[batch, k * in]`, and the new
+        queue. `position`: see `step`."""
+        in_channels = self.kernel.shape[1]
+        if not self.queue_length:
+            return x_t, state
+        tap_offsets = list(range(0, self.queue_length, self.dilation_rate))
+        if position is None:
+            taps = ops.take(state, tap_offsets, axis=1)
             new_state = ops.concatenate([state[:, 1:], x_t[:, None, :]], axis=1)
         else:
-            taps, new_state = x_t[:, None, :], state
-        flat = ops.reshape(taps, (-1, self.kernel_size * in_channels))
-        y = ops.matmul(flat, ops.reshape(self.kernel, (self.kernel_size * in_channels, -1)))
+            # Slot p holds x_{t-queue} (the oldest tap); slot (p + j*d) mod queue holds
+            # x_{t-queue+j*d}. x_t then replaces the oldest input at slot p.
+            p = ops.mod(ops.cast(position, "int32"), self.queue_length)
+            slots = ops.mod(p + ops.convert_to_tensor(tap_offsets, "int32"), self.queue_length)
+            taps = ops.take(state, slots, axis=1)
+            zero = ops.zeros((), "int32")
+            new_state = ops.slice_update(state, ops.stack([zero, p, zero]),
+                                         ops.cast(x_t[:, None, :], state.dtype))
+        taps = ops.concatenate([taps, ops.cast(x_t[:, None, :], taps.dtype)], axis=1)
+        return ops.reshape(taps, (-1, self.kernel_size * in_channels)), new_state
+
+    def step(self, x_t, state, position=None):
+        """One timestep: `x_t` `[batch, in]`, `state` `[batch, (k-1)*d, in]`.
+
+        `position`: the index t of this step (int scalar, may be a tensor) for the in-place
+        ring buffer; None for the time-ordered queue. A queue must be stepped in one mode
+        only, from `initial_state`.
+        """
+        taps, new_state = self.step_taps(x_t, state, position)
+        y = ops.matmul(ops.cast(taps, self.compute_dtype), self.step_kernel())
         if self.use_bias:
-            y = y + self.bias
+            y = y + ops.cast(self.bias, self.compute_dtype)
         return y, new_state
 
     def compute_output_shape(self, input_shape):

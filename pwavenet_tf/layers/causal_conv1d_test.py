@@ -58,3 +58,35 @@ def test_bad_arguments():
         CausalConv1D(4, 0)
     with pytest.raises(ValueError, match="dilation_rate"):
         CausalConv1D(4, 2, dilation_rate=-1)
+
+
+@pytest.mark.parametrize("k,d", [(2, 1), (2, 4), (3, 1), (3, 8), (1, 1)])
+def test_ring_buffer_step_equals_full(k, d):
+    """With a position the queue is a ring buffer written in place; same outputs."""
+    rng = np.random.default_rng(k * 10 + d)
+    x = rng.normal(size=(2, 40, 3)).astype("float32")
+    layer = CausalConv1D(5, k, d, bias_initializer="random_normal")
+    full = ops.convert_to_numpy(layer(x))
+    state = layer.initial_state(2)
+    steps = []
+    for t in range(40):
+        y, state = layer.step(x[:, t], state, position=ops.convert_to_tensor(t, "int32"))
+        assert tuple(state.shape) == (2, (k - 1) * d, 3)
+        steps.append(ops.convert_to_numpy(y))
+    np.testing.assert_allclose(np.stack(steps, 1), full, atol=1e-5)
+    if k > 1:
+        # The ring holds the last (k-1)*d inputs, x_t at slot t mod queue.
+        q = (k - 1) * d
+        expected = np.stack([x[:, t] for t in range(40 - q, 40)], 1)
+        order = [t % q for t in range(40 - q, 40)]
+        np.testing.assert_array_equal(ops.convert_to_numpy(state)[:, order], expected)
+
+
+def test_step_kernel_is_the_kernel_flattened_oldest_tap_first():
+    layer = CausalConv1D(4, 3, 2)
+    layer.build((None, None, 3))
+    w = ops.convert_to_numpy(layer.kernel)
+    flat = ops.convert_to_numpy(layer.step_kernel())
+    assert flat.shape == (9, 4)
+    np.testing.assert_array_equal(flat[3:6], w[1])
+    assert len(layer.weights) == 2

@@ -112,11 +112,68 @@ class ResidualBlock(keras.layers.Layer):
     def initial_state(self, batch_size, dtype="float32"):
         return self.conv.initial_state(batch_size, dtype)
 
-    def step(self, x_t, conditioning_t, global_conditioning, state):
-        """One timestep: returns `(outputs, new_state)`, outputs as in `call`."""
-        h, new_state = self.conv.step(x_t, state)
-        z = self._gate(h, conditioning_t, global_conditioning)
-        return self._outputs(x_t, z), new_state
+    def step(self, x_t, conditioning_t, global_conditioning, state, position=None):
+        """One timestep: returns `(outputs, new_state)`, outputs as in `call`.
+
+        `position`: the step's index t for the in-place ring-buffer queue (see
+        `CausalConv1D.step`), None for the time-ordered queue.
+        """
+        taps, new_state = self.conv.step_taps(x_t, state, position)
+        gate_input = (ops.cast(self.conditioning_proj(conditioning_t), self.compute_dtype)
+                      + self.gate_bias(global_conditioning))
+        return self.step_from_taps(taps, x_t, gate_input, self.step_weights()), new_state
+
+    # --- Pieces of the cached step (also used, hoisted out of the loop, by the teacher) ---
+
+    def step_weights(self):
+        """The cached step's matrices in the compute dtype, derived at call time from the
+        variables (which stay as they are, so checkpoints are unaffected):
+
+        - `conv_kernel` `[k * residual, gate]`: the dilated convolution for flattened taps;
+        - `out_kernel` `[gate / 2, residual + skip]`, `out_bias`: the residual and skip 1x1
+          projections side by side (residual columns first), so one matmul gives both.
+        """
+        kernels, biases = [], []
+        for proj in (self.residual_proj, self.skip_proj):
+            if proj is not None:
+                kernels.append(proj.kernel)
+                biases.append(proj.bias)
+        out_kernel = kernels[0] if len(kernels) == 1 else ops.concatenate(kernels, axis=1)
+        out_bias = biases[0] if len(biases) == 1 else ops.concatenate(biases, axis=0)
+        return {
+            "conv_kernel": self.conv.step_kernel(),
+            "out_kernel": ops.cast(out_kernel, self.compute_dtype),
+            "out_bias": ops.cast(out_bias, self.compute_dtype),
+        }
+
+    def gate_bias(self, global_conditioning=None):
+        """What the gate adds besides the dilated convolution and the local conditioning:
+        the convolution's bias plus `W_g g` — `[gate]`, or `[batch, gate]` with global
+        conditioning. Constant over an utterance."""
+        if self.conv.bias is not None:
+            bias = ops.cast(self.conv.bias, self.compute_dtype)
+        else:
+            bias = ops.zeros((self.gate_channels,), self.compute_dtype)
+        if self.global_proj is not None:
+            if global_conditioning is None:
+                raise ValueError("This block was built with global conditioning; pass it.")
+            bias = bias + ops.cast(self.global_proj(global_conditioning), self.compute_dtype)
+        return bias
+
+    def step_from_taps(self, taps, x_t, gate_input, weights):
+        """The block's outputs at one timestep from its flattened conv taps `[batch, k * in]`
+        (`CausalConv1D.step_taps`), its input `x_t` and `gate_input` `[batch, gate]` = the
+        projected local conditioning plus `gate_bias`. `weights`: `step_weights()`."""
+        h = ops.matmul(ops.cast(taps, self.compute_dtype), weights["conv_kernel"]) + gate_input
+        a, b = ops.split(h, 2, axis=-1)
+        z = ops.tanh(a) * ops.sigmoid(b)
+        out = ops.matmul(z, weights["out_kernel"]) + weights["out_bias"]
+        if self.residual_proj is None:
+            return x_t, out
+        if self.skip_proj is None:
+            return (x_t + out) * math.sqrt(0.5)
+        r = self.residual_channels
+        return (x_t + out[:, :r]) * math.sqrt(0.5), out[:, r:]
 
     def compute_output_shape(self, x_shape, conditioning_shape, global_conditioning_shape=None):
         if self.skip_proj is None:

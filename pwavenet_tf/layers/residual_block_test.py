@@ -58,3 +58,23 @@ def test_skip_only_block_passes_the_input_through():
     assert not any("residual_proj" in w.path for w in block.weights)
     with pytest.raises(ValueError, match="residual or a skip"):
         ResidualBlock(8, 6, 0, use_residual=False)
+
+
+@pytest.mark.parametrize("use_residual", [True, False])
+def test_ring_buffer_step_with_fused_projections_equals_full(use_residual):
+    block = ResidualBlock(**ARGS, use_residual=use_residual)
+    block(X, C, G)
+    for w in block.weights:
+        if w.path.endswith("bias"):
+            w.assign(np.random.default_rng(2).normal(0, 0.3, size=w.shape))
+    res, skip = (ops.convert_to_numpy(v) for v in block(X, C, G))
+    paths = sorted(w.path for w in block.weights)
+    weights = block.step_weights()
+    # Residual and skip projections side by side: one matmul for both.
+    assert tuple(weights["out_kernel"].shape) == (3, (8 if use_residual else 0) + 4)
+    state = block.initial_state(2)
+    for t in range(20):
+        (r, s), state = block.step(X[:, t], C[:, t], G, state, position=t)
+        np.testing.assert_allclose(ops.convert_to_numpy(r), res[:, t], atol=1e-5)
+        np.testing.assert_allclose(ops.convert_to_numpy(s), skip[:, t], atol=1e-5)
+    assert sorted(w.path for w in block.weights) == paths  # fused at call time only
