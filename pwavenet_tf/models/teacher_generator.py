@@ -24,7 +24,11 @@ class TeacherGenerator:
     """Samples audio from a `WaveNetTeacher`, one sample at a time, inside `tf.while_loop`.
 
     - `method="cached"` ("fast WaveNet"): every dilated convolution keeps a queue of its
-      last (k-1)*d inputs, so the work per sample is O(layers).
+      last (k-1)*d inputs, so the work per sample is O(layers). The queues are ring
+      buffers written in place (see `WaveNetTeacher.cached_step`), the conditioning
+      projections of all blocks are computed before the sample loop, one matmul per chunk
+      of `chunk_samples` samples, and each block's residual and skip projections are one
+      matmul, so a step's cost hardly grows with the batch until the matmuls dominate.
     - `method="naive"`: recomputes the teacher-forced pass over the last receptive field of
       generated samples at every step, O(receptive field) per sample. The reference.
 
@@ -36,16 +40,28 @@ class TeacherGenerator:
         teacher: a built `WaveNetTeacher`.
         jit_compile: compile the cached generation loop with XLA.
         progress_every: print a progress line every this many samples (0: never).
+        chunk_samples: samples whose conditioning projections are computed at once
+            (memory: chunk * batch * layers * gate_channels values); None: as many as fit
+            in about 32 MiB.
     """
 
-    def __init__(self, teacher, jit_compile=False, progress_every=0):
+    CHUNK_BYTES = 32 * 2**20
+
+    def __init__(self, teacher, jit_compile=False, progress_every=0, chunk_samples=None):
+        if chunk_samples is not None and (not isinstance(chunk_samples, int)
+                                          or chunk_samples < 1):
+            raise ValueError("`chunk_samples` must be a positive integer or None. "
+                             f"Received: chunk_samples={chunk_samples!r}")
         self.teacher = teacher
         self.jit_compile = jit_compile
+        self.chunk_samples = chunk_samples
         # Progress lines from inside the graph loop (not available under XLA).
         self.progress_every = 0 if jit_compile else int(progress_every)
         self._cached_fn = tf.function(self._generate_cached, jit_compile=jit_compile,
                                       reduce_retracing=True)
         self._naive_fn = tf.function(self._generate_naive, reduce_retracing=True)
+        self._forced_fn = tf.function(self._forced_params, jit_compile=jit_compile,
+                                      reduce_retracing=True)
 
     def generate(self, features, speaker_id=None, seed=(0, 0), method=CACHED):
         """Generates `[batch, frames * hop]` float32 audio in [-1, 1] from `features`."""
@@ -91,22 +107,108 @@ class TeacherGenerator:
             )
 
     def _generate_cached(self, features, speaker_id, uniforms):
-        teacher = self.teacher
-        conditioning, global_cond, batch, length = self._setup(features, speaker_id)
-        cond_t_major = tf.transpose(conditioning, [1, 0, 2])
-        state = teacher.initial_state(batch, conditioning.dtype)
-        out = tf.TensorArray(tf.float32, size=length)
+        conditioning, global_cond, _, _ = self._setup(features, speaker_id)
+        return tf.transpose(self._cached_loop(conditioning, global_cond, uniforms=uniforms))
 
-        def body(t, x_prev, state, out):
-            self._report(t, length)
-            params, state = teacher.step(x_prev, cond_t_major[t], global_cond, state)
-            x = ops.cast(self._sample(params, uniforms[t]), tf.float32)
-            return t + 1, x, state, out.write(t, x)
+    def _forced_params(self, audio, features, speaker_id):
+        conditioning, global_cond, _, _ = self._setup(features, speaker_id)
+        params = self._cached_loop(conditioning, global_cond, audio=audio)
+        return tf.transpose(params, [1, 0, 2])
+
+    def _chunk_length(self, conditioning):
+        """Samples per conditioning-projection chunk (a Python int: XLA needs it static)."""
+        teacher = self.teacher
+        length = conditioning.shape[1]
+        if self.chunk_samples is not None:
+            n = self.chunk_samples
+        else:
+            batch = conditioning.shape[0] or 16
+            itemsize = tf.as_dtype(teacher.blocks[0].compute_dtype).size
+            per_sample = batch * len(teacher.blocks) * teacher.gate_channels * itemsize
+            n = max(64, self.CHUNK_BYTES // per_sample)
+        return n if length is None else max(1, min(n, length))
+
+    # The ring of every block's queue rows (see `WaveNetTeacher.cached_ring_layout`). Under
+    # XLA a tensor, whose scatter XLA does in place. In graph mode a TensorArray, whose
+    # scatter replaces element handles (at worst it copies the list of handles, never the
+    # values): TensorFlow's executor copies the whole tensor on every
+    # `tensor_scatter_nd_update`/`dynamic_update_slice` of a loop variable (measured: a
+    # [4096, 16, 64] ring costs ~1 ms per step that way, ~10 us as a TensorArray).
+
+    def _ring_init(self, rows, batch, width, dtype):
+        zeros = tf.zeros([rows, batch, width], dtype)
+        if self.jit_compile:
+            return zeros
+        ring = tf.TensorArray(dtype, size=rows, clear_after_read=False,
+                              element_shape=tf.TensorShape([None, width]))
+        return ring.unstack(zeros)
+
+    def _ring_read(self, ring, index):
+        return tf.gather(ring, index) if self.jit_compile else ring.gather(index)
+
+    def _ring_write(self, ring, index, values):
+        if self.jit_compile:
+            return tf.tensor_scatter_nd_update(ring, index[:, None], values)
+        return ring.scatter(index, values)
+
+    def _cached_loop(self, conditioning, global_cond, uniforms=None, audio=None):
+        """The cached generation loop: samples `[T, B]` drawn with `uniforms` `[T, B, 2]`,
+        or, with `audio` `[B, T]` (teacher forcing), the parameters `[T, B, P]`."""
+        teacher = self.teacher
+        plan = teacher.cached_plan(global_cond)
+        dtype = plan["dtype"]
+        batch = tf.shape(conditioning)[0]
+        length = tf.shape(conditioning)[1]
+        n = self._chunk_length(conditioning)
+        num_chunks = (length + n - 1) // n
+        # Padded to whole chunks so that every chunk has the static length n.
+        padded = tf.pad(conditioning, [[0, 0], [0, num_chunks * n - length], [0, 0]])
+
+        layout = teacher.cached_ring_layout()
+        if layout is None:
+            ring = tf.zeros([0], dtype)  # no queues (filter_size 1)
+        else:
+            offsets, dilations, width = layout
+            offsets = tf.constant(offsets, tf.int32)
+            dilations = tf.constant(dilations, tf.int32)
+            ring = self._ring_init(int(sum(teacher.dilations)), batch, width, dtype)
+        forced = audio is not None
+        if forced:
+            audio_t_major = tf.transpose(tf.convert_to_tensor(audio, tf.float32))
+            out = tf.TensorArray(tf.float32, size=length,
+                                 element_shape=tf.TensorShape([None, teacher.num_params]))
+        else:
+            out = tf.TensorArray(tf.float32, size=length)
+
+        def chunk_body(c, x_prev, ring, out):
+            start = c * n
+            gate_chunk = teacher.project_conditioning(
+                tf.gather(padded, start + tf.range(n), axis=1), plan)  # [n, blocks, B, gate]
+
+            def step_body(s, x_prev, ring, out):
+                t = start + s
+                self._report(t, length)
+                rows = None
+                if layout is not None:
+                    index = offsets + tf.math.floormod(t, dilations)
+                    rows = self._ring_read(ring, index)
+                params, new_rows = teacher.cached_step(x_prev, rows, gate_chunk[s], plan)
+                if layout is not None:
+                    ring = self._ring_write(ring, index, new_rows)
+                if forced:
+                    return s + 1, audio_t_major[t], ring, out.write(t, params)
+                x = ops.cast(self._sample(params, uniforms[t]), tf.float32)
+                return s + 1, x, ring, out.write(t, x)
+
+            _, x_prev, ring, out = tf.while_loop(
+                lambda s, *_: s < tf.minimum(n, length - start), step_body,
+                (0, x_prev, ring, out))
+            return c + 1, x_prev, ring, out
 
         _, _, _, out = tf.while_loop(
-            lambda t, *_: t < length, body, (0, tf.zeros([batch], tf.float32), state, out)
-        )
-        return tf.transpose(out.stack(), [1, 0])
+            lambda c, *_: c < num_chunks, chunk_body,
+            (0, tf.zeros([batch], tf.float32), ring, out))
+        return out.stack()
 
     def _generate_naive(self, features, speaker_id, uniforms):
         teacher = self.teacher
@@ -130,22 +232,15 @@ class TeacherGenerator:
         return audio
 
     def step_params(self, audio, features, speaker_id=None):
-        """Teacher-forces `audio` through the cached `step` path; returns `[B, T, P]` params.
+        """Teacher-forces `audio` through the cached generation loop; returns `[B, T, P]`
+        params (with this generator's `jit_compile` and `chunk_samples`).
 
         For tests and diagnostics: must equal `teacher({"audio": audio, ...})`.
         """
         teacher = self.teacher
-        audio = tf.convert_to_tensor(audio, tf.float32)
-        conditioning = teacher.upsample_conditioning(tf.convert_to_tensor(features, tf.float32))
-        global_cond = None
+        features = validate_features(features, teacher.conditioning_dim)
         if teacher.multi_speaker:
-            global_cond = teacher.global_conditioning(tf.convert_to_tensor(speaker_id, tf.int32))
-        batch, length = audio.shape[0], audio.shape[1]
-        state = teacher.initial_state(batch)
-        x_prev = tf.zeros([batch])
-        outs = []
-        for t in range(length):
-            params, state = teacher.step(x_prev, conditioning[:, t], global_cond, state)
-            outs.append(params)
-            x_prev = audio[:, t]
-        return tf.stack(outs, axis=1)
+            speaker_id = tf.convert_to_tensor(speaker_id, tf.int32)
+        else:
+            speaker_id = tf.zeros([tf.shape(features)[0]], tf.int32)
+        return self._forced_fn(tf.convert_to_tensor(audio, tf.float32), features, speaker_id)

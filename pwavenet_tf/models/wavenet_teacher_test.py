@@ -3,9 +3,10 @@ import os
 import keras
 import numpy as np
 import pytest
+import tensorflow as tf
 from keras import ops
 
-from pwavenet_tf.models.teacher_generator import TeacherGenerator
+from pwavenet_tf.models.teacher_generator import TeacherGenerator, draw_uniforms
 from pwavenet_tf.models.wavenet_teacher import WaveNetTeacher
 
 TINY = dict(conditioning_dim=5, num_layers=4, num_cycles=2, residual_channels=8,
@@ -62,6 +63,70 @@ def test_cached_step_equals_full_pass(filter_size, speakers):
     np.testing.assert_allclose(stepped, full, atol=1e-4)
 
 
+def _random_biases(teacher, seed=1):
+    for w in teacher.weights:
+        if w.path.endswith("bias"):
+            w.assign(np.random.default_rng(seed).normal(0, 0.3, size=w.shape))
+
+
+@pytest.mark.parametrize("jit", [False, True])
+def test_cached_loop_equals_full_pass_at_batch_4_across_chunks(jit):
+    """The generation loop itself (ring buffers, conditioning projected per chunk, fused
+    residual+skip matmuls), teacher-forced: 24 samples in chunks of 5 (the last partial)."""
+    teacher = WaveNetTeacher(**dict(TINY, num_speakers=3))
+    _random_biases(teacher)
+    inputs = _inputs(batch=4, speakers=3, seed=2)
+    full = ops.convert_to_numpy(teacher(inputs))
+    gen = TeacherGenerator(teacher, jit_compile=jit, chunk_samples=5)
+    stepped = ops.convert_to_numpy(
+        gen.step_params(inputs["audio"], inputs["features"], inputs["speaker_id"]))
+    assert stepped.shape == full.shape == (4, 24, 9)
+    np.testing.assert_allclose(stepped, full, atol=1e-4)
+
+
+def test_layer_by_layer_ring_step_equals_full_pass():
+    teacher = WaveNetTeacher(**TINY)
+    _random_biases(teacher)
+    inputs = _inputs(batch=3)
+    full = ops.convert_to_numpy(teacher(inputs))
+    conditioning = teacher.upsample_conditioning(inputs["features"])
+    state = teacher.initial_state(3)
+    x_prev = np.zeros([3], "float32")
+    for t in range(24):
+        params, state = teacher.step(x_prev, conditioning[:, t], None, state, position=t)
+        np.testing.assert_allclose(ops.convert_to_numpy(params), full[:, t], atol=1e-4)
+        x_prev = inputs["audio"][:, t]
+
+
+def test_batch_4_generation_equals_4_separate_generations():
+    """Same per-utterance noise (the uniforms of utterance i of the batch), same audio:
+    the batched loop shares nothing between utterances."""
+    teacher = WaveNetTeacher(**dict(TINY, num_speakers=3))
+    _random_biases(teacher)
+    inputs = _inputs(batch=4, frames=5, speakers=3, seed=3)
+    feats = tf.constant(inputs["features"])
+    speakers = tf.constant(inputs["speaker_id"])
+    uniforms = draw_uniforms(4, 20, (7, 8))
+    gen = TeacherGenerator(teacher, chunk_samples=6)
+    batched = ops.convert_to_numpy(gen._cached_fn(feats, speakers, uniforms))
+    for i in range(4):
+        alone = ops.convert_to_numpy(gen._cached_fn(feats[i:i + 1], speakers[i:i + 1],
+                                                    uniforms[:, i:i + 1]))
+        np.testing.assert_allclose(alone[0], batched[i], atol=1e-4)
+    assert np.abs(batched[0] - batched[1]).max() > 1e-3
+
+
+def test_generation_leaves_the_weights_and_their_names_unchanged():
+    teacher = WaveNetTeacher(**TINY)
+    before = {w.path: ops.convert_to_numpy(w) for w in teacher.weights}
+    TeacherGenerator(teacher).generate(_inputs(frames=2)["features"])
+    TeacherGenerator(teacher, jit_compile=True).generate(_inputs(frames=2)["features"])
+    after = {w.path: ops.convert_to_numpy(w) for w in teacher.weights}
+    assert sorted(after) == sorted(before)
+    for path, value in before.items():
+        np.testing.assert_array_equal(after[path], value)
+
+
 def test_cached_and_naive_generation_agree():
     teacher = WaveNetTeacher(**TINY)
     feats = _inputs(frames=8)["features"]
@@ -77,11 +142,12 @@ def test_cached_and_naive_generation_agree():
 
 def test_generation_with_xla_matches_graph_mode():
     teacher = WaveNetTeacher(**TINY)
-    feats = _inputs(frames=4)["features"]
-    a = ops.convert_to_numpy(TeacherGenerator(teacher).generate(feats, seed=(1, 1)))
-    b = ops.convert_to_numpy(TeacherGenerator(teacher, jit_compile=True).generate(feats,
-                                                                                  seed=(1, 1)))
-    np.testing.assert_allclose(a, b, atol=1e-4)
+    graph, xla = TeacherGenerator(teacher), TeacherGenerator(teacher, jit_compile=True)
+    for frames in (4, 3):  # a second length: the retraced loop with unknown length
+        feats = _inputs(frames=frames)["features"]
+        a = ops.convert_to_numpy(graph.generate(feats, seed=(1, 1)))
+        b = ops.convert_to_numpy(xla.generate(feats, seed=(1, 1)))
+        np.testing.assert_allclose(a, b, atol=1e-4)
 
 
 def test_mu_law_output():
@@ -125,6 +191,8 @@ def test_bad_arguments():
         gen.generate(np.zeros((1, 2, 5)), method="fast")
     with pytest.raises(ValueError, match="features"):
         gen.generate(np.zeros((1, 2, 7)))
+    with pytest.raises(ValueError, match="chunk_samples"):
+        TeacherGenerator(WaveNetTeacher(**TINY), chunk_samples=0)
 
 
 @pytest.mark.parametrize("policy,half", [("mixed_float16", "float16"),
