@@ -192,8 +192,7 @@ class TrainingCheckpoint:
         paths = list(state.all_model_checkpoint_paths) or [state.model_checkpoint_path]
         if state.model_checkpoint_path and state.model_checkpoint_path not in paths:
             paths.append(state.model_checkpoint_path)
-        paths = [p if os.path.isabs(p) else os.path.join(self.directory, p) for p in paths]
-        return list(reversed(paths))
+        return list(reversed(paths))  # already joined with the directory by TensorFlow
 
     def restore(self, require=False, use_ema=True):
         """Restores the newest checkpoint that loads; returns its path (None when none).

@@ -201,7 +201,7 @@ def test_a_truncated_config_json_names_the_file(tmp_path):
         read_model_dir_config(str(tmp_path))
 
 
-def test_a_state_file_without_timestamps_still_lists_its_checkpoints(tmp_path):
+def test_a_state_file_without_timestamps_still_lists_its_checkpoints(tmp_path, monkeypatch):
     """The preset's training folders carry a hand-made `checkpoint` file (no timestamps)."""
     config = load_config("tiny")
     model = build_teacher(config)
@@ -210,3 +210,6 @@ def test_a_state_file_without_timestamps_still_lists_its_checkpoints(tmp_path):
         'model_checkpoint_path: "ckpt-7"\nall_model_checkpoint_paths: "ckpt-7"\n')
     path = TrainingCheckpoint(str(tmp_path), model=build_teacher(config)).restore(require=True)
     assert path.endswith("ckpt-7")
+    monkeypatch.chdir(tmp_path)  # a relative --out, as on the command line
+    path = TrainingCheckpoint(".", model=build_teacher(config)).restore(require=True)
+    assert os.path.normpath(path) == os.path.join("checkpoints", "ckpt-7")
