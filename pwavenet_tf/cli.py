@@ -13,6 +13,7 @@ import sys
 import warnings
 
 COMMANDS = [
+    ("prepare-data", "prepare_data", "Decode a corpus once into TFRecord shards for streaming."),
     ("train-teacher", "train_teacher", "Train the autoregressive WaveNet teacher."),
     ("distill", "distill", "Distill a trained teacher into a parallel IAF student."),
     ("generate", "generate", "Generate audio from features with a teacher or student."),
