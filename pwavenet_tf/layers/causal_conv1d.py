@@ -135,6 +135,28 @@ class CausalConv1D(keras.layers.Layer):
             y = y + ops.cast(self.bias, self.compute_dtype)
         return y, new_state
 
+    def stream(self, x, state):
+        """A chunk of a stream: `x` `[batch, time, in]` (time >= 1) after the queue `state`
+        `[batch, (k-1)*d, in]` of the inputs just before it (`initial_state` at the start).
+
+        Returns the outputs `[batch, time, filters]` and the new queue (the last `(k-1)*d`
+        inputs of `state` followed by `x`). Chunks of any sizes give, concatenated, the
+        output of `call` on the whole sequence: the queue replaces `call`'s zero padding.
+        """
+        if self.queue_length:
+            x = ops.concatenate([ops.cast(state, x.dtype), x], axis=1)
+            new_state = x[:, -self.queue_length:]
+        else:
+            new_state = state
+        if self.kernel_size == 1:
+            y = ops.matmul(x, self.kernel[0])
+        else:
+            y = ops.conv(x, self.kernel, strides=1, padding="valid",
+                         dilation_rate=self.dilation_rate)
+        if self.use_bias:
+            y = y + self.bias
+        return y, new_state
+
     def compute_output_shape(self, input_shape):
         return tuple(input_shape[:-1]) + (self.filters,)
 

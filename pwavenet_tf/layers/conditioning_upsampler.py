@@ -78,6 +78,41 @@ class ConditioningUpsampler(keras.layers.Layer):
             h = ops.leaky_relu(h, negative_slope=self.leaky_slope)
         return h
 
+    # --- Streaming (frames arriving in chunks; see `StreamingVocoder`) ---
+
+    @property
+    def look_ahead_frames(self):
+        """Frames after a frame that its conditioning depends on (the pre-convolution's
+        half width); the same number before it."""
+        return self.pre_kernel_size // 2
+
+    def stream_initial_state(self, batch_size, feature_dim, dtype="float32"):
+        """The frame context of a stream before its first frame: `look_ahead_frames` zero
+        frames `[batch, half, dim]` (the zero padding of the "same" pre-convolution)."""
+        return ops.zeros((batch_size, self.look_ahead_frames, feature_dim), dtype=dtype)
+
+    def stream_ready_frames(self, context_frames):
+        """How many frames `stream` conditions from a context of `context_frames` frames
+        (context, pending and new frames together): those whose look-ahead is there."""
+        return max(0, context_frames - 2 * self.look_ahead_frames)
+
+    def stream(self, frames):
+        """Conditioning of the middle frames of `frames` `[batch, n, dim]` (n > 2 * half):
+        `[batch, (n - 2 * half) * hop, channels]`, for the frames `half .. n - half - 1`,
+        equal to what `call` gives for them on the whole sequence when `frames` holds
+        their true neighbours (zeros beyond the ends). The caller keeps the last
+        `2 * half` frames as the context of the next chunk and, at the end, appends `half`
+        zero frames (see `StreamingVocoder`)."""
+        h = ops.conv(frames, self.pre_conv.kernel, strides=1, padding="valid")
+        h = h + self.pre_conv.bias
+        batch = ops.shape(h)[0]
+        for kernel, bias, f in zip(self.upsample_kernels, self.upsample_biases,
+                                   self.upsample_factors):
+            n = ops.shape(h)[1]
+            h = ops.reshape(ops.matmul(h, kernel), (batch, n * f, self.channels)) + bias
+            h = ops.leaky_relu(h, negative_slope=self.leaky_slope)
+        return h
+
     def compute_output_shape(self, input_shape):
         frames = input_shape[1]
         t = None if frames is None else frames * self.hop_length

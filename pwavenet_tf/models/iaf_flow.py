@@ -161,6 +161,36 @@ class IAFFlow(keras.layers.Layer):
         log_s = soft_clamp(out[..., 1], self.log_scale_min, self.log_scale_max)
         return mu, log_s
 
+    # --- Streaming (the input arriving in chunks; see `StreamingVocoder`) ---
+
+    def stream_initial_state(self, batch_size, dtype="float32"):
+        """The state of a stream before its first sample: the previous input sample
+        `[batch, 1]` (zero: the shift's padding) and, per residual block, the queue of its
+        dilated convolution's last `(k-1)*d` inputs `[batch, (k-1)*d, channels]` (zeros).
+        Its size does not depend on the length of the stream."""
+        queues = [ops.zeros((batch_size, b.conv.queue_length, self.channels), dtype=dtype)
+                  for b in self.blocks]
+        return [ops.zeros((batch_size, 1), dtype=dtype)] + queues
+
+    def stream(self, z, conditioning, global_conditioning, state):
+        """`call` on a chunk `z` `[batch, time]` (time >= 1) of a longer input, given the
+        `state` after the samples before it (`stream_initial_state` at the start).
+
+        Returns `(mu, log_s, new_state)`. Chunks of any sizes give, concatenated, the
+        output of `call` on the whole input (the queues replace the zero padding)."""
+        shifted = ops.concatenate([ops.cast(state[0], z.dtype), z[:, :-1]], axis=1)
+        new_state = [z[:, -1:]]
+        h = self.input_proj(ops.expand_dims(shifted, -1))
+        for block, queue in zip(self.blocks, state[1:]):
+            y, queue = block.conv.stream(h, queue)
+            gated = block._gate(y, conditioning, global_conditioning)
+            h = block._outputs(h, gated)
+            new_state.append(queue)
+        out = self.output_proj(ops.relu(h))
+        mu = out[..., 0]
+        log_s = soft_clamp(out[..., 1], self.log_scale_min, self.log_scale_max)
+        return mu, log_s, new_state
+
     def compute_output_shape(self, z_shape, conditioning_shape, global_conditioning_shape=None):
         return tuple(z_shape), tuple(z_shape)
 
