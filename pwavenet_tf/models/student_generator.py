@@ -1,7 +1,6 @@
-"""Parallel generation from the IAF student, whole or in memory-bounded chunks."""
+"""Parallel generation from the IAF student, whole or streamed in memory-bounded chunks."""
 
-import math
-
+import numpy as np
 import tensorflow as tf
 
 from pwavenet_tf.models.feature_checks import validate_features
@@ -32,15 +31,10 @@ class StudentGenerator:
     numbers for the same seed), so graph mode and `jit_compile=True` produce the same audio
     for the same seed.
 
-    With `chunk_frames`, the features are processed `chunk_frames` frames at a time, each
-    chunk with enough context that its output equals the unchunked output:
-    - left: the student's noise receptive field (`student.receptive_field` samples, which
-      also bounds how far back the conditioning is used), rounded up to whole frames, plus
-      the upsampler pre-convolution's half width (the conditioning at the first needed
-      sample must itself be exact);
-    - right: the pre-convolution's half width (`pre_kernel_size // 2` frames), since the
-      upsampled conditioning looks that far ahead.
-    Peak memory is then bounded by the chunk (plus context), for minutes of audio.
+    With `chunk_frames`, the features are streamed `chunk_frames` frames at a time through
+    a `StreamingVocoder` (each flow carries its convolution queues from chunk to chunk, the
+    noise is drawn by position from the same seed), so the output equals the one-pass
+    output and peak memory is bounded by the chunk, for minutes of audio.
 
     Args:
         student: a built `IAFStudent`.
@@ -59,13 +53,6 @@ class StudentGenerator:
         return draw_logistic_noise(tf.convert_to_tensor(batch, tf.int32),
                                    tf.convert_to_tensor(length, tf.int32),
                                    tf.convert_to_tensor(seed))
-
-    @property
-    def context_frames(self):
-        """(left, right) frames of context every chunk needs."""
-        half = self.student.upsampler.pre_kernel_size // 2
-        left = math.ceil(self.student.receptive_field / self.student.hop_length) + half
-        return left, half
 
     def _forward(self, features, speaker_id, noise):
         student = self.student
@@ -112,16 +99,16 @@ class StudentGenerator:
                 f"Received: chunk_frames={chunk_frames!r}"
             )
         hop = student.hop_length
-        noise = self.logistic_noise(batch, frames * hop, seed)
-        fn = self._fns[bool(jit_compile)]
         if chunk_frames is None or chunk_frames >= frames:
-            return fn(features, speaker_id, noise)
+            noise = self.logistic_noise(batch, frames * hop, seed)
+            return self._fns[bool(jit_compile)](features, speaker_id, noise)
 
-        left, right = self.context_frames
-        pieces = []
-        for f0 in range(0, frames, chunk_frames):
-            f1 = min(frames, f0 + chunk_frames)
-            fa, fb = max(0, f0 - left), min(frames, f1 + right)
-            audio = fn(features[:, fa:fb], speaker_id, noise[:, fa * hop:fb * hop])
-            pieces.append(audio[:, (f0 - fa) * hop:(f1 - fa) * hop])
-        return tf.concat(pieces, axis=1)
+        from pwavenet_tf.models.streaming_vocoder import LogisticNoise, StreamingVocoder
+
+        vocoder = StreamingVocoder(
+            student, speaker_id=speaker_id if student.multi_speaker else None,
+            noise=LogisticNoise(seed, length=frames * hop), jit_compile=jit_compile)
+        pieces = [vocoder.push(features[:, f0:f0 + chunk_frames])
+                  for f0 in range(0, frames, chunk_frames)]
+        pieces.append(vocoder.flush())
+        return tf.constant(np.concatenate(pieces, axis=1))
