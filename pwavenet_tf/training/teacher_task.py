@@ -130,6 +130,9 @@ class TeacherTask:
             tc = dataclasses.replace(tc, batch_size=check_steps("batch_size", batch_size))
         cfg = dataclasses.replace(cfg, teacher_training=tc)
         per_replica_batch(tc.batch_size, strategy)
+        from pwavenet_tf.training.memory_estimate import check_step_memory
+        check_step_memory(cfg, "teacher_training", strategy.num_replicas_in_sync,
+                          self.mixed_precision)
         precision = precision_name(self.mixed_precision)
         prepare_model_dir(out_dir, cfg, compare_sections=("audio", "teacher"),
                           role="teacher")
