@@ -150,8 +150,11 @@ def publish_version(path, write_fn):
         if os.path.exists(path):
             raise ExportError(f"{path} appeared while exporting; refusing to overwrite it.")
         os.rename(tmp, path)
-    except BaseException:
+    except BaseException as e:
         shutil.rmtree(tmp, ignore_errors=True)
+        if isinstance(e, OSError) and e.filename is None and e.errno is not None:
+            # A write deep in the exporter (a full disk) names no file: name the version.
+            raise OSError(e.errno, e.strerror, path) from e
         raise
     return path
 
