@@ -102,3 +102,58 @@ def real_time_factor(num_samples, sample_rate, seconds):
     """Seconds of compute per second of audio (< 1 is faster than real time)."""
     audio_seconds = num_samples / sample_rate
     return seconds / audio_seconds if audio_seconds else math.inf
+
+
+def stream_student(student, features, speaker_id=None, seed=0, chunk_frames=None,
+                   jit_compile=False):
+    """Yields the student's audio for `features` `[F, D]` chunk by chunk (float32 `[n]`).
+
+    The features go `chunk_frames` frames at a time (None: all at once) through a
+    `StreamingVocoder`, which carries each flow's queues between chunks, so memory does
+    not grow with the input's length and the audio equals the one-pass audio of `seed`
+    (`StudentGenerator.generate(seed=(seed, 0))`, the export's `seed`). The first chunk's
+    audio lags by the upsampler's look-ahead (one frame); the last comes from `flush`.
+    """
+    from pwavenet_tf.models.streaming_vocoder import StreamingVocoder
+
+    vocoder = StreamingVocoder(student, seed=seed, speaker_id=speaker_id,
+                               jit_compile=jit_compile)
+    frames = len(features)
+    step = frames if chunk_frames is None else max(1, int(chunk_frames))
+    for f0 in range(0, frames, step):
+        audio = vocoder.push(features[f0:f0 + step])
+        if audio.size:
+            yield audio
+    yield vocoder.flush()
+
+
+def write_wav_chunks(path, chunks, sample_rate):
+    """Writes mono 16-bit PCM WAV from an iterable of float `[n]` chunks as they come
+    (`float_to_pcm16` per chunk, as `write_wav`), atomically like `write_wav`: a failure
+    midway leaves no partial file. Returns the number of samples written."""
+    import wave
+
+    from pwavenet_tf.audio.audio_io import AudioError, _write_atomically
+    from pwavenet_tf.audio.quantize import float_to_pcm16
+
+    path = os.fspath(path)
+    parent = os.path.dirname(path)
+    if parent:
+        os.makedirs(parent, exist_ok=True)
+    written = [0]
+
+    def write(f):
+        with wave.open(f, "wb") as w:
+            w.setnchannels(1)
+            w.setsampwidth(2)
+            w.setframerate(int(sample_rate))
+            for chunk in chunks:
+                chunk = np.asarray(chunk, dtype="float32").reshape(-1)
+                if not np.all(np.isfinite(chunk)):
+                    raise AudioError("Cannot write audio containing NaN or Inf samples. "
+                                     f"Received: path={path!r}")
+                w.writeframes(float_to_pcm16(chunk).astype("<i2").tobytes())
+                written[0] += len(chunk)
+
+    _write_atomically(path, write)
+    return written[0]

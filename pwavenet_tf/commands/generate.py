@@ -2,8 +2,9 @@
 
 The teacher samples one value at a time (`--method cached` uses convolution queues,
 O(layers) per sample; `--method naive` recomputes the receptive field every step, the
-slow reference). The student produces every sample in one parallel pass, processing long
-inputs in overlapping chunks (`--chunk-seconds`) with output identical to one pass.
+slow reference). The student is parallel within a chunk and streams long inputs chunk by
+chunk (`--chunk-seconds`, a `StreamingVocoder` carrying its queues), written to the WAV as
+they come: memory is bounded by the chunk and the output is identical to one pass.
 
 Examples:
   pwavenet generate --model runs/teacher --input clip.wav --output out.wav --method cached
@@ -36,7 +37,7 @@ def add_arguments(p):
     p.add_argument("--max-seconds", type=common.positive_float, default=None,
                    help="only generate the first N seconds (at least one frame)")
     p.add_argument("--chunk-seconds", type=common.positive_float, default=10.0,
-                   help="student: process long inputs in chunks of this length (default 10)")
+                   help="student: seconds of features per streamed chunk (default 10)")
 
 
 def check_output_path(path):
@@ -72,18 +73,21 @@ def run(args):
 
         gen = TeacherGenerator(model, jit_compile=args.xla, progress_every=audio_cfg.sample_rate)
         audio = gen.generate(features[None], speaker, seed=(args.seed, 0), method=args.method)
+        audio = np.asarray(audio)[0]
+        write_wav(args.output, audio, audio_cfg.sample_rate)
+        n = len(audio)
     else:
-        from pwavenet_tf.models.student_generator import StudentGenerator
+        from pwavenet_tf.inference import stream_student, write_wav_chunks
 
         if args.method == "naive":
             raise ValueError("--method naive applies to the teacher only; a student is parallel.")
+        # Streamed chunk by chunk into the WAV: memory is bounded by the chunk.
         chunk = max(1, int(args.chunk_seconds * audio_cfg.sample_rate / audio_cfg.hop_length))
-        audio = StudentGenerator(model).generate(features[None], speaker, seed=(args.seed, 0),
-                                                 chunk_frames=chunk, jit_compile=args.xla)
-    audio = np.asarray(audio)[0]
+        chunks = stream_student(model, features, speaker_id, seed=args.seed,
+                                chunk_frames=chunk, jit_compile=args.xla)
+        n = write_wav_chunks(args.output, chunks, audio_cfg.sample_rate)
     elapsed = time.time() - start
-    write_wav(args.output, audio, audio_cfg.sample_rate)
-    rtf = real_time_factor(len(audio), audio_cfg.sample_rate, elapsed)
-    print(f"wrote {args.output}: {len(audio)} samples ({len(audio) / audio_cfg.sample_rate:.2f} s) "
-          f"with the {role} in {elapsed:.2f} s, {len(audio) / elapsed:,.0f} samples/s, "
+    rtf = real_time_factor(n, audio_cfg.sample_rate, elapsed)
+    print(f"wrote {args.output}: {n} samples ({n / audio_cfg.sample_rate:.2f} s) "
+          f"with the {role} in {elapsed:.2f} s, {n / elapsed:,.0f} samples/s, "
           f"real-time factor {rtf:.3f}")

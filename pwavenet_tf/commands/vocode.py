@@ -39,7 +39,8 @@ def add_arguments(p):
                    help="vocode only the first N seconds of each input (whole frames, at "
                    "least one)")
     p.add_argument("--chunk-seconds", type=common.positive_float, default=10.0,
-                   help="training-directory student: chunk length for long inputs (default 10)")
+                   help="training-directory or preset student: seconds of features per "
+                   "streamed chunk; memory is bounded by the chunk, not the input (default 10)")
     p.add_argument("--xla", action="store_true",
                    help="training directory: compile generation with XLA")
     common.add_verbosity_argument(p)
@@ -68,10 +69,7 @@ class _TrainedModel:
             from pwavenet_tf.models.teacher_generator import TeacherGenerator
 
             self._generator = TeacherGenerator(self.model, jit_compile=args.xla)
-        else:
-            from pwavenet_tf.models.student_generator import StudentGenerator
-
-            self._generator = StudentGenerator(self.model)
+        self.streams = self.role == "student"  # stream_mel: chunk by chunk to the WAV
 
     def load_mel(self, path):
         from pwavenet_tf.inference import load_feature_array
@@ -79,20 +77,30 @@ class _TrainedModel:
         return load_feature_array(path, self.audio_config.conditioning_dim)
 
     def vocode_mel(self, features):
+        if self.streams:
+            return np.concatenate(list(self.stream_mel(features)))
         args = self._args
         speaker = None if self.speaker_id is None else np.array([self.speaker_id], "int32")
-        if self.role == "teacher":
-            audio = self._generator.generate(features[None], speaker, seed=(args.seed, 0))
-        else:
-            chunk = max(1, int(args.chunk_seconds * self.sample_rate / self.hop))
-            audio = self._generator.generate(features[None], speaker, seed=(args.seed, 0),
-                                             chunk_frames=chunk, jit_compile=args.xla)
+        audio = self._generator.generate(features[None], speaker, seed=(args.seed, 0))
         return np.asarray(audio)[0]
 
-    def vocode_audio(self, audio):
+    def stream_mel(self, features):
+        """Student: yields the audio of `features` `[F, D]` chunk by chunk
+        (`--chunk-seconds`) through a `StreamingVocoder`, in memory bounded by the chunk."""
+        from pwavenet_tf.inference import stream_student
+
+        args = self._args
+        chunk = max(1, int(args.chunk_seconds * self.sample_rate / self.hop))
+        return stream_student(self.model, features, self.speaker_id, seed=args.seed,
+                              chunk_frames=chunk, jit_compile=args.xla)
+
+    def features_of(self, audio):
         from pwavenet_tf.inference import features_from_audio
 
-        return self.vocode_mel(features_from_audio(audio, self.audio_config, self._mel))
+        return features_from_audio(audio, self.audio_config, self._mel)
+
+    def vocode_audio(self, audio):
+        return self.vocode_mel(self.features_of(audio))
 
 
 class _SavedModel:
@@ -204,7 +212,7 @@ def _output_paths(inputs, output_dir):
 
 def run(args):
     from pwavenet_tf.audio.audio_io import read_audio, write_wav
-    from pwavenet_tf.inference import real_time_factor
+    from pwavenet_tf.inference import real_time_factor, write_wav_chunks
 
     inputs = args.input or args.mel
     missing = [p for p in inputs if not os.path.isfile(p)]
@@ -244,22 +252,31 @@ def run(args):
                 raise ValueError(f"{src} is shorter than one frame ({len(audio)} < {hop} "
                                  f"samples at {sr} Hz).")
             start = time.time()
-            out = model.vocode_audio(audio)
+            if getattr(model, "streams", False):
+                feats = model.features_of(audio)
+            else:
+                out = model.vocode_audio(audio)
         else:
             feats = model.load_mel(src)
             if limit is not None and len(feats) > limit:
                 trim_note(src, len(feats) * hop / sr)
                 feats = feats[:limit]
             start = time.time()
-            out = model.vocode_mel(feats)
-        elapsed = time.time() - start
+            if not getattr(model, "streams", False):
+                out = model.vocode_mel(feats)
         # Created only once there is something to write: a bad input leaves no folder.
         os.makedirs(args.output_dir, exist_ok=True)
-        write_wav(dst, out, sr)
-        total_samples += len(out)
+        if getattr(model, "streams", False):
+            # The student streams: each chunk's audio goes to the WAV as it comes.
+            n = write_wav_chunks(dst, model.stream_mel(feats), sr)
+        else:
+            write_wav(dst, out, sr)
+            n = len(out)
+        elapsed = time.time() - start
+        total_samples += n
         total_seconds += elapsed
-        rtf = real_time_factor(len(out), sr, elapsed)
-        line = (f"{dst}: {len(out) / sr:.2f} s of audio in {elapsed:.2f} s, "
+        rtf = real_time_factor(n, sr, elapsed)
+        line = (f"{dst}: {n / sr:.2f} s of audio in {elapsed:.2f} s, "
                 f"real-time factor {rtf:.3f}")
         lines.append(line)
         if args.quiet or len(items) < 2:
