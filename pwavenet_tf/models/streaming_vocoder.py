@@ -1,5 +1,7 @@
 """Streaming generation from the IAF student: frames in, audio out, in constant memory."""
 
+import weakref
+
 import numpy as np
 import tensorflow as tf
 from tensorflow.python.ops import gen_stateless_random_ops_v2
@@ -10,6 +12,9 @@ from pwavenet_tf.models.student_generator import EPS
 # [batch, 2**40] noise tensor (2**40 samples: 1.6 years at 22 kHz).
 _UNKNOWN_LENGTH_STRIDE = 2 ** 40
 _PHILOX = 1  # tf.random.Algorithm.PHILOX
+# The compiled chunk function of each student, shared by its vocoders (one trace per
+# student and option, not per utterance).
+_CHUNK_FUNCTIONS = weakref.WeakKeyDictionary()
 
 
 @tf.function(reduce_retracing=True)
@@ -140,8 +145,12 @@ class StreamingVocoder:
                 raise ValueError(f"`speaker_id` must lie in [0, {student.num_speakers}). "
                                  f"Received: speaker_id={sid.numpy().tolist()}")
             self._speaker_id = sid
-        self._fn = tf.function(self._chunk, jit_compile=bool(jit_compile),
-                               reduce_retracing=True)
+        functions = _CHUNK_FUNCTIONS.setdefault(student, {})
+        key = (self.clip, bool(jit_compile))
+        if key not in functions:
+            functions[key] = tf.function(_chunk_function(student, self.clip),
+                                         jit_compile=bool(jit_compile), reduce_retracing=True)
+        self._fn = functions[key]
         self.reset()
 
     # --- Properties ---
@@ -227,20 +236,6 @@ class StreamingVocoder:
                 )
         return arr.astype("float32"), unbatched
 
-    def _chunk(self, frames, noise, global_conditioning, flow_states):
-        """Audio of the middle frames of `frames` (context included) on their noise."""
-        conditioning = self.student.upsampler.stream(frames)
-        x = noise
-        new_states = []
-        for flow, state in zip(self.student.flows, flow_states):
-            mu, log_s, state = flow.stream(x, conditioning, global_conditioning, state)
-            x = x * tf.exp(log_s) + mu
-            new_states.append(state)
-        audio = tf.cast(x, tf.float32)
-        if self.clip:
-            audio = tf.clip_by_value(audio, -1.0, 1.0)
-        return audio, new_states
-
     def _run(self, frames):
         """Conditions the ready frames of context + `frames` and keeps the rest."""
         upsampler = self.student.upsampler
@@ -299,3 +294,27 @@ class StreamingVocoder:
             audio = audio[0] if self._unbatched else audio
         self.reset()
         return audio
+
+
+def _chunk_function(student, clip):
+    """The computation of one chunk: audio of the middle frames of `frames` (context
+    included) on their noise, and the flows' new states."""
+
+    student_ref = weakref.ref(student)  # the cache must not keep the student alive
+    del student
+
+    def chunk(frames, noise, global_conditioning, flow_states):
+        student = student_ref()
+        conditioning = student.upsampler.stream(frames)
+        x = noise
+        new_states = []
+        for flow, state in zip(student.flows, flow_states):
+            mu, log_s, state = flow.stream(x, conditioning, global_conditioning, state)
+            x = x * tf.exp(log_s) + mu
+            new_states.append(state)
+        audio = tf.cast(x, tf.float32)
+        if clip:
+            audio = tf.clip_by_value(audio, -1.0, 1.0)
+        return audio, new_states
+
+    return chunk
