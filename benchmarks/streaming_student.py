@@ -13,7 +13,7 @@ latency and steady real-time factor against chunk size. Prints; asserts nothing.
    hence first-audio latency = chunk duration + that compute time; and the steady
    real-time factor (compute seconds per audio second over the remaining pushes).
 
-Run: python benchmarks/streaming_student.py [--lengths 10 60 600] [--chunk-seconds 10]
+Run: python benchmarks/streaming_student.py [--lengths 10 60 600] [--chunk-seconds 1]
      [--rtf-seconds 20] [--skip-rss] [--skip-latency]
 """
 
@@ -119,7 +119,7 @@ def latency(chunk_list, rtf_seconds):
 def main():
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--lengths", type=float, nargs="+", default=[10, 60, 600])
-    p.add_argument("--chunk-seconds", type=float, default=10.0)
+    p.add_argument("--chunk-seconds", type=float, default=1.0)
     p.add_argument("--chunks", type=float, nargs="+", default=[0.05, 0.2, 1.0],
                    help="chunk sizes in seconds for the latency part")
     p.add_argument("--rtf-seconds", type=float, default=20.0)

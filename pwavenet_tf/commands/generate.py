@@ -36,8 +36,8 @@ def add_arguments(p):
     p.add_argument("--xla", action="store_true", help="compile generation with XLA")
     p.add_argument("--max-seconds", type=common.positive_float, default=None,
                    help="only generate the first N seconds (at least one frame)")
-    p.add_argument("--chunk-seconds", type=common.positive_float, default=10.0,
-                   help="student: seconds of features per streamed chunk (default 10)")
+    p.add_argument("--chunk-seconds", type=common.positive_float, default=1.0,
+                   help="student: seconds of features per streamed chunk (default 1)")
 
 
 def check_output_path(path):

@@ -38,9 +38,9 @@ def add_arguments(p):
     p.add_argument("--max-seconds", type=common.positive_float, default=None,
                    help="vocode only the first N seconds of each input (whole frames, at "
                    "least one)")
-    p.add_argument("--chunk-seconds", type=common.positive_float, default=10.0,
+    p.add_argument("--chunk-seconds", type=common.positive_float, default=1.0,
                    help="training-directory or preset student: seconds of features per "
-                   "streamed chunk; memory is bounded by the chunk, not the input (default 10)")
+                   "streamed chunk; memory is bounded by the chunk, not the input (default 1)")
     p.add_argument("--xla", action="store_true",
                    help="training directory: compile generation with XLA")
     common.add_verbosity_argument(p)
