@@ -72,7 +72,10 @@ def _resumed_twice(args, out):
     _kill_after(args, out, EVERY)
     _kill_after(args, out, 3 * EVERY)  # the resumed run, killed again
     proc = _run(args)
-    assert f"resumed from {out / 'checkpoints' / f'ckpt-{3 * EVERY}'}" in proc.stdout
+    # The kill may land after ckpt-30's files exist but before the state file names it:
+    # then the run resumes from ckpt-20, which is just as exact.
+    assert any(f"resumed from {out / 'checkpoints' / f'ckpt-{k * EVERY}'}" in proc.stdout
+               for k in (2, 3)), proc.stdout
     return proc
 
 

@@ -36,3 +36,30 @@ def test_teacher_trains_under_bfloat16_close_to_float32(teacher_runs):
     assert teacher.blocks[0].compute_dtype == "bfloat16"
     assert all(w.dtype == "float32" for w in teacher.weights)
     assert np.all([np.all(np.isfinite(np.asarray(w))) for w in teacher.weights])
+
+
+# Measured at 100 steps on the tiny pair (2-core Xeon): KL per sample 0.0817 nats in
+# bfloat16 vs 0.0829 in float32 (from 0.648 at step 0); the bound is 40x the gap.
+STUDENT_TOLERANCE_NATS = 0.05
+
+
+def test_distillation_trains_under_bfloat16_close_to_float32(teacher_runs, data_dir,
+                                                             tiny_config, tmp_path):
+    from pwavenet_tf.training.distill_task import DistillTask
+
+    teacher_dir = teacher_runs["off"][0]
+    metrics, tasks = {}, {}
+    for precision in ("off", "bfloat16"):
+        task = DistillTask(tiny_config, teacher_dir, data_dir, str(tmp_path / precision),
+                           seed=0, verbose=0, log=lambda *_: None, mixed_precision=precision)
+        metrics[precision], tasks[precision] = task.run(steps=STEPS), task
+    fp32, bf16 = metrics["off"], metrics["bfloat16"]
+    print({k: (fp32[k], bf16[k]) for k in ("initial_kl_per_sample", "kl_per_sample", "power")})
+    assert bf16["step"] == STEPS
+    for key in ("kl_per_sample", "cross_entropy_per_sample", "entropy_per_sample", "power"):
+        assert np.isfinite(bf16[key]), key
+    assert bf16["kl_per_sample"] < bf16["initial_kl_per_sample"]
+    assert abs(bf16["kl_per_sample"] - fp32["kl_per_sample"]) < STUDENT_TOLERANCE_NATS
+    student = tasks["bfloat16"].student
+    assert student.flows[0].compute_dtype == "bfloat16"
+    assert all(w.dtype == "float32" for w in student.weights)

@@ -21,10 +21,7 @@ def add_arguments(p):
     p.add_argument("--out", required=True, help="student directory (resumes if present)")
     p.add_argument("--steps", type=common.positive_int,
                    help="total distillation steps (default: config)")
-    p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
-    p.add_argument("--deterministic", action="store_true",
-                   help="TensorFlow op determinism: a run stopped and resumed any number of "
-                   "times ends with the same weights as an uninterrupted run (slower on GPU)")
+    common.add_training_arguments(p)
     common.add_verbosity_argument(p)
 
 
@@ -33,7 +30,8 @@ def run(args):
 
     config = common.load_config_arg(args)
     task = DistillTask(config, args.teacher, args.data, args.out, seed=args.seed,
-                       deterministic=args.deterministic,
+                       deterministic=args.deterministic, strategy=args.strategy,
+                       mixed_precision=args.mixed_precision, jit_compile=args.jit_compile,
                        verbose=common.keras_verbosity(args))
     metrics = task.run(steps=args.steps)
     common.print_metrics(metrics, ("step", "initial_kl_per_sample", "kl_per_sample", "power"))

@@ -6,9 +6,10 @@ from keras import ops
 
 from pwavenet_tf.losses import adversarial_loss, stateless_noise
 from pwavenet_tf.losses.kl_divergence import check_teacher_density, kl_terms, logistic_noise
+from pwavenet_tf.models.distributed_build import DistributedBuildMixin, logs_for_reduction
 
 
-class Distiller(keras.Model):
+class Distiller(DistributedBuildMixin, keras.Model):
     """Trains `student` to match the frozen `teacher` under `model.fit`.
 
     Inputs are the dataset's `({"audio", "features", ["speaker_id"]}, audio)` batches. Each
@@ -268,7 +269,9 @@ class Distiller(keras.Model):
         terms = self.loss_terms(x, y_pred, training=training)
         for name, tracker in self.trackers.items():
             tracker.update_state(terms[name])
-        return self.total_loss(terms)
+        # Keras scales compiled losses by 1/replicas (the replicas' gradients are summed);
+        # a custom compute_loss must do the same, or R replicas take an R-times step.
+        return self.total_loss(terms) * (1.0 / stateless_noise.replica_count())
 
     def adversarial_terms(self, inputs, student_out):
         """`{"adversarial", "feature_matching", "discriminator_loss"}` of one discriminator
@@ -340,4 +343,6 @@ class Distiller(keras.Model):
         self.discriminator_optimizer.apply_gradients(zip(d_grads, disc_vars))
         for name, tracker in self.adversarial_trackers.items():
             tracker.update_state(adv[name])
-        return self.compute_metrics(x, y, y_pred, sample_weight=sample_weight)
+        return logs_for_reduction(
+            self.compute_metrics(x, y, y_pred, sample_weight=sample_weight),
+            self.distribute_strategy)

@@ -261,10 +261,11 @@ class IAFStudent(ConditionedModel, keras.Model):
         return cls(**config)
 
     @classmethod
-    def from_pwavenet_config(cls, config, feature_mean=None, feature_std=None):
-        """Builds the student of a `pwavenet_tf.config.Config`."""
+    def from_pwavenet_config(cls, config, feature_mean=None, feature_std=None, **kwargs):
+        """Builds the student of a `pwavenet_tf.config.Config` (`kwargs`: e.g. `dtype`)."""
         s = config.student
         return cls(
+            **kwargs,
             conditioning_dim=config.audio.conditioning_dim,
             flow_layers=s.flow_layers,
             dilation_cycle=s.dilation_cycle,

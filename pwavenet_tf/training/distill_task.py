@@ -25,23 +25,38 @@ from pwavenet_tf.training.checkpointing import (
     model_dir_role,
     prepare_model_dir,
     read_model_dir_config,
+    removed_on_failure,
     read_model_dir_info,
     write_json,
 )
 from pwavenet_tf.training.corpus_data import load_corpus_data
 from pwavenet_tf.training.loss_balance import terms_with_gradient_norms
-from pwavenet_tf.training.optimizers import ReplicaConsistentAdam, apply_configured_learning_rate
+from pwavenet_tf.training.optimizers import (
+    ReplicaConsistentAdam,
+    apply_configured_learning_rate,
+    make_adam,
+)
+from pwavenet_tf.training.precision import dtype_policy, precision_name
 from pwavenet_tf.training.schedule import check_steps, plan_epochs
+from pwavenet_tf.training.strategy import (
+    make_strategy,
+    output_dir,
+    per_replica_batch,
+    weights_fingerprint,
+)
 from pwavenet_tf.training.teacher_task import METRICS_FILE, enable_determinism, load_teacher
 
 CLASSIFIER_FILE = "phone_classifier.keras"
 
 
-def build_student(config, stats=None):
+def build_student(config, stats=None, mixed_precision="off"):
+    """The student of `config`; `mixed_precision`: off, bfloat16 or float16 (or a bool)."""
+    dtype = dtype_policy(mixed_precision)
     return IAFStudent.from_pwavenet_config(
         config,
         feature_mean=None if stats is None else stats["mean"],
         feature_std=None if stats is None else stats["std"],
+        **({"dtype": dtype} if dtype else {}),
     )
 
 
@@ -167,64 +182,91 @@ class DistillTask:
     verbose: int = 1
     log: object = print
     deterministic: bool = False
+    strategy: str = "auto"
+    mixed_precision: object = "off"
+    jit_compile: bool = False
 
     def run(self, steps=None):
+        """Distills for `steps` (default: the config's); returns the published metrics.
+
+        Under `multi_worker` only the chief writes to `out_dir`; a run that fails before
+        its first checkpoint leaves no folder that looks trained. A mu-law teacher is
+        refused before anything is written.
+        """
         if model_dir_role(self.teacher_dir) is None and not os.path.exists(
                 os.path.join(self.teacher_dir, "config.json")):
             raise CheckpointError(
                 f"No trained teacher in {self.teacher_dir} (config.json and checkpoints missing)."
             )
         teacher_config = read_model_dir_config(self.teacher_dir, role="teacher")
-        # Refused before anything is written: a mu-law teacher has no density to distill.
         check_distillable(teacher_config)
-        teacher, teacher_config = load_teacher(self.teacher_dir)
+        enable_determinism(self.deterministic)
+        strategy = make_strategy(self.strategy)  # before anything touches the runtime
+        with output_dir(self.out_dir, strategy) as out, removed_on_failure(out):
+            self._write_dir = out
+            return self._run(strategy, out, steps)
+
+    def _run(self, strategy, out_dir, steps):
+        precision = precision_name(self.mixed_precision)
+        with strategy.scope():
+            teacher, teacher_config = load_teacher(self.teacher_dir, precision)
         cfg = self.config
         check_teacher_compatible(cfg, teacher_config)
         dc = cfg.distill
         if steps is not None:
             dc = dataclasses.replace(dc, steps=check_steps("steps", steps))
         cfg = dataclasses.replace(cfg, distill=dc, teacher=teacher_config.teacher)
-        prepare_model_dir(self.out_dir, cfg, compare_sections=("audio", "student"),
+        per_replica_batch(dc.batch_size, strategy)
+        from pwavenet_tf.training.memory_estimate import check_step_memory
+        check_step_memory(cfg, "distill", strategy.num_replicas_in_sync,
+                          self.mixed_precision)
+        if dc.contrastive_weight > 0 and dc.batch_size // strategy.num_replicas_in_sync < 2:
+            raise ValueError("The contrastive loss needs at least 2 examples per replica "
+                             "(distill.batch_size / replicas >= 2).")
+        prepare_model_dir(out_dir, cfg, compare_sections=("audio", "student"),
                           role="student",
                           extra={"teacher_dir": os.path.abspath(self.teacher_dir)})
-        stats_path = os.path.join(self.out_dir, STATS_FILE)
+        stats_path = os.path.join(out_dir, STATS_FILE)
         if not os.path.exists(stats_path):
             shutil.copy(os.path.join(self.teacher_dir, STATS_FILE), stats_path)
-        enable_determinism(self.deterministic)
         keras.utils.set_random_seed(self.seed)
 
         data = load_corpus_data(self.data_dir, cfg.audio, dc.num_validation, self.seed,
-                                self.out_dir)
+                                out_dir)
         multi = cfg.audio.num_speakers > 1
-        if dc.contrastive_weight > 0 and dc.batch_size < 2:
-            raise ValueError("The contrastive loss needs distill.batch_size >= 2.")
 
-        student = build_student(cfg, data.stats)
         power = (PowerLoss(fft_sizes=dc.power_fft_sizes, log_floor=dc.power_log_floor)
                  if dc.power_weight > 0 else None)
         spectral = (MultiResolutionSTFTLoss(dc.spectral_fft_sizes) if dc.spectral_weight > 0
                     else None)
-        perceptual = self._perceptual_loss(cfg, data) if dc.perceptual_weight > 0 else None
-        discriminator, disc_optimizer = build_discriminator(dc)
-        distiller = Distiller(
-            student, teacher, num_kl_samples=dc.num_kl_samples, kl_weight=dc.kl_weight,
-            power_weight=dc.power_weight, spectral_weight=dc.spectral_weight,
-            perceptual_weight=dc.perceptual_weight,
-            contrastive_weight=dc.contrastive_weight, contrastive_gamma=dc.contrastive_gamma,
-            power_loss=power, spectral_loss=spectral, perceptual_loss=perceptual,
-            seed=self.seed, adversarial_weight=dc.adversarial_weight,
-            adversarial_start_step=dc.adversarial_start_step,
-            feature_matching_weight=dc.feature_matching_weight,
-            discriminator=discriminator, discriminator_optimizer=disc_optimizer,
-        )
-        optimizer = keras.optimizers.Adam(
-            dc.learning_rate, clipnorm=dc.clip_norm, use_ema=dc.ema_decay is not None,
-            ema_momentum=dc.ema_decay or 0.99)
-        distiller.compile(optimizer=optimizer)
-        optimizer.build(student.trainable_variables)
+        policy = dtype_policy(precision)
+        with strategy.scope():
+            student = build_student(cfg, data.stats, precision)
+            perceptual = self._perceptual_loss(cfg, data) if dc.perceptual_weight > 0 else None
+            discriminator, disc_optimizer = build_discriminator(dc)
+            distiller = Distiller(
+                student, teacher, num_kl_samples=dc.num_kl_samples, kl_weight=dc.kl_weight,
+                power_weight=dc.power_weight, spectral_weight=dc.spectral_weight,
+                perceptual_weight=dc.perceptual_weight,
+                contrastive_weight=dc.contrastive_weight,
+                contrastive_gamma=dc.contrastive_gamma,
+                power_loss=power, spectral_loss=spectral, perceptual_loss=perceptual,
+                seed=self.seed, adversarial_weight=dc.adversarial_weight,
+                adversarial_start_step=dc.adversarial_start_step,
+                feature_matching_weight=dc.feature_matching_weight,
+                discriminator=discriminator, discriminator_optimizer=disc_optimizer,
+                # A mixed_float16 distiller gets a LossScaleOptimizer from compile.
+                **({"dtype": policy} if policy else {}),
+            )
+            distiller.compile(optimizer=make_adam(dc), jit_compile=self.jit_compile)
+            optimizer = distiller.optimizer
+            optimizer.build(student.trainable_variables)
         self.log(f"student: {student.count_params():,} parameters, {len(student.flows)} flows "
                  f"{list(cfg.student.flow_layers)}; teacher frozen "
-                 f"({teacher.count_params():,} parameters)")
+                 f"({teacher.count_params():,} parameters); "
+                 f"{strategy.num_replicas_in_sync} replica(s) of "
+                 f"{dc.batch_size // strategy.num_replicas_in_sync} examples; "
+                 f"precision {precision}")
         extras = None
         if discriminator is not None:
             extras = {"discriminator": discriminator,
@@ -234,9 +276,10 @@ class DistillTask:
                      f"adversarial weight {dc.adversarial_weight} from step "
                      f"{dc.adversarial_start_step}")
 
-        ckpt = TrainingCheckpoint(self.out_dir, max_to_keep=dc.keep_checkpoints, model=student,
+        ckpt = TrainingCheckpoint(out_dir, max_to_keep=dc.keep_checkpoints, model=student,
                                   optimizer=optimizer, log=self.log, extras=extras)
         restored = restore_training_state(ckpt, self.log)
+        apply_configured_learning_rate(optimizer, dc.learning_rate)
         if disc_optimizer is not None:
             apply_configured_learning_rate(disc_optimizer, dc.discriminator_learning_rate)
         step = int(optimizer.iterations.numpy())
@@ -249,7 +292,7 @@ class DistillTask:
         eval_split = "valid" if data.examples("valid") else "train"
         eval_batch = next(iter(data.dataset(eval_split, dc.window_samples, dc.batch_size,
                                             self.seed + 7, multi, shuffle=False)))[0]
-        metrics_path = os.path.join(self.out_dir, METRICS_FILE)
+        metrics_path = os.path.join(out_dir, METRICS_FILE)
         previous = {}
         if restored and os.path.exists(metrics_path):
             with open(metrics_path) as f:
@@ -277,9 +320,9 @@ class DistillTask:
             periodic(cb.CheckpointCallback(ckpt)),
             periodic(writer),
             periodic(evaluator),
-            keras.callbacks.TensorBoard(os.path.join(self.out_dir, "tensorboard")),
+            keras.callbacks.TensorBoard(os.path.join(out_dir, "tensorboard")),
             periodic(cb.TensorBoardMedia(
-                os.path.join(self.out_dir, "tensorboard", "media"),
+                os.path.join(out_dir, "tensorboard", "media"),
                 lambda: {"student": ("audio", distiller(eval_batch)["audio"]),
                          "real": ("audio", eval_batch["audio"])},
                 cfg.audio.sample_rate), every=dc.steps),
@@ -291,6 +334,8 @@ class DistillTask:
             distiller.fit(train_ds, epochs=epochs, initial_epoch=initial_epoch,
                           steps_per_epoch=per_epoch, callbacks=callbacks, verbose=self.verbose)
             metrics = writer.latest
+        if strategy.num_replicas_in_sync > 1:
+            self.log(f"weights fingerprint: {weights_fingerprint(student)}")
         self.student, self.teacher, self.distiller = student, teacher, distiller
         return metrics
 
@@ -309,7 +354,7 @@ class DistillTask:
         )
 
         dc = cfg.distill
-        path = os.path.join(self.out_dir, CLASSIFIER_FILE)
+        path = os.path.join(getattr(self, "_write_dir", self.out_dir), CLASSIFIER_FILE)
         if os.path.exists(path):
             classifier = keras.saving.load_model(path)
         else:

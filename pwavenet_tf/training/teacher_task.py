@@ -60,9 +60,11 @@ def compile_teacher(teacher, training_config, jit_compile=False):
     return teacher
 
 
-def load_teacher(model_dir):
+def load_teacher(model_dir, mixed_precision="off"):
     """Loads a trained teacher from its training directory (config, stats, checkpoint)."""
-    return load_trained_model(model_dir, "teacher", build_teacher)
+    return load_trained_model(
+        model_dir, "teacher",
+        lambda config, stats: build_teacher(config, stats, mixed_precision))
 
 
 def _published(logs):
