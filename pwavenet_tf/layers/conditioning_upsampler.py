@@ -69,7 +69,10 @@ class ConditioningUpsampler(keras.layers.Layer):
             )
 
     def call(self, features):
-        h = self.pre_conv(features)
+        return self._upsample(self.pre_conv(features))
+
+    def _upsample(self, h):
+        """The learned repetitions of `[batch, frames, channels]` up to the sample rate."""
         batch = ops.shape(h)[0]
         for kernel, bias, f in zip(self.upsample_kernels, self.upsample_biases,
                                    self.upsample_factors):
@@ -104,14 +107,7 @@ class ConditioningUpsampler(keras.layers.Layer):
         `2 * half` frames as the context of the next chunk and, at the end, appends `half`
         zero frames (see `StreamingVocoder`)."""
         h = ops.conv(frames, self.pre_conv.kernel, strides=1, padding="valid")
-        h = h + self.pre_conv.bias
-        batch = ops.shape(h)[0]
-        for kernel, bias, f in zip(self.upsample_kernels, self.upsample_biases,
-                                   self.upsample_factors):
-            n = ops.shape(h)[1]
-            h = ops.reshape(ops.matmul(h, kernel), (batch, n * f, self.channels)) + bias
-            h = ops.leaky_relu(h, negative_slope=self.leaky_slope)
-        return h
+        return self._upsample(h + self.pre_conv.bias)
 
     def compute_output_shape(self, input_shape):
         frames = input_shape[1]

@@ -1,13 +1,11 @@
-import keras
 import numpy as np
 import pytest
 from keras import ops
 
-from pwavenet_tf.models.iaf_student import IAFStudent
 from pwavenet_tf.models.student_generator import StudentGenerator
+from pwavenet_tf.testing.students import TINY_STUDENT, tiny_student
 
-TINY = dict(conditioning_dim=5, flow_layers=(2, 2), dilation_cycle=2, channels=8,
-            conditioning_channels=6, upsample_factors=(2, 2))
+TINY = TINY_STUDENT
 
 
 def _np(x):
@@ -15,12 +13,7 @@ def _np(x):
 
 
 def _generator(seed=1, **overrides):
-    keras.utils.set_random_seed(seed)
-    student = IAFStudent(**dict(TINY, **overrides))
-    r = np.random.default_rng(seed)
-    for flow in student.flows:  # non-zero output kernels: x_t depends on the past
-        flow.output_proj.kernel.assign(r.normal(0, 0.2, size=flow.output_proj.kernel.shape))
-    return StudentGenerator(student)
+    return StudentGenerator(tiny_student(seed, **overrides))
 
 
 def _features(batch=2, frames=12, seed=0):

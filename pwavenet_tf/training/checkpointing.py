@@ -111,7 +111,10 @@ def remove_partial_checkpoints(directory):
         path = os.path.join(directory, name)
         stem = name.split(".data-")[0] if ".data-" in name else None
         if "_temp" in name and name.startswith("ckpt-"):
-            shutil.rmtree(path, ignore_errors=True) if os.path.isdir(path) else os.remove(path)
+            if os.path.isdir(path):
+                shutil.rmtree(path, ignore_errors=True)
+            else:
+                os.remove(path)
             removed.append(name)
         elif stem is not None and stem not in indexed:
             os.remove(path)
