@@ -203,7 +203,6 @@ class DistillTask:
         enable_determinism(self.deterministic)
         strategy = make_strategy(self.strategy)  # before anything touches the runtime
         with output_dir(self.out_dir, strategy) as out, removed_on_failure(out):
-            self._write_dir = out
             return self._run(strategy, out, steps)
 
     def _run(self, strategy, out_dir, steps):
@@ -242,7 +241,8 @@ class DistillTask:
         policy = dtype_policy(precision)
         with strategy.scope():
             student = build_student(cfg, data.stats, precision)
-            perceptual = self._perceptual_loss(cfg, data) if dc.perceptual_weight > 0 else None
+            perceptual = (self._perceptual_loss(cfg, data, out_dir) if dc.perceptual_weight > 0
+                          else None)
             discriminator, disc_optimizer = build_discriminator(dc)
             distiller = Distiller(
                 student, teacher, num_kl_samples=dc.num_kl_samples, kl_weight=dc.kl_weight,
@@ -339,7 +339,7 @@ class DistillTask:
         self.student, self.teacher, self.distiller = student, teacher, distiller
         return metrics
 
-    def _perceptual_loss(self, cfg, data):
+    def _perceptual_loss(self, cfg, data, out_dir):
         """The phone classifier of the perceptual loss: loaded, or trained now and saved.
 
         With `distill.perceptual_labels` (a folder of `<utterance id>.npy|.txt|.lab` frame
@@ -354,7 +354,7 @@ class DistillTask:
         )
 
         dc = cfg.distill
-        path = os.path.join(getattr(self, "_write_dir", self.out_dir), CLASSIFIER_FILE)
+        path = os.path.join(out_dir, CLASSIFIER_FILE)
         if os.path.exists(path):
             classifier = keras.saving.load_model(path)
         else:
