@@ -17,6 +17,7 @@ import pytest
 from pwavenet_tf import cli
 from pwavenet_tf.commands import bench, common
 from pwavenet_tf.config import ConfigError, load_config
+from pwavenet_tf.testing.cli import run_pwavenet
 
 
 def _usage_error(capsys, argv):
@@ -192,10 +193,7 @@ def test_verbose_is_a_global_flag(capsys, monkeypatch):
 
 # ---------------------------------------------------------------- subprocess: quiet output
 def _pwavenet(*argv, cwd):
-    env = {k: v for k, v in os.environ.items()
-           if k not in ("TF_CPP_MIN_LOG_LEVEL", "PWAVENET_DEBUG")}
-    return subprocess.run([sys.executable, "-m", "pwavenet_tf.cli", *argv], cwd=cwd, env=env,
-                          capture_output=True, text=True, timeout=300)
+    return run_pwavenet(*argv, cwd=cwd)
 
 
 def _no_tensorflow_log_lines(stderr):

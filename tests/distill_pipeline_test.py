@@ -13,6 +13,7 @@ import tensorflow as tf
 from pwavenet_tf.audio.audio_io import read_audio
 from pwavenet_tf.losses.kl_divergence import kl_terms
 from pwavenet_tf.models.distiller import Distiller
+from pwavenet_tf.testing.cli import run_pwavenet
 from pwavenet_tf.training.checkpointing import CheckpointError
 from pwavenet_tf.training.distill_task import DistillTask, load_student
 from pwavenet_tf.training.teacher_task import load_teacher
@@ -219,9 +220,8 @@ def test_distill_refuses_a_mu_law_teacher_and_writes_nothing(trained_teacher_dir
     cfg["teacher"]["output_distribution"] = "mu_law"
     (teacher / "config.json").write_text(json.dumps(cfg))
     out = tmp_path / "student"
-    proc = subprocess.run([sys.executable, "-m", "pwavenet_tf.cli", "distill", "--teacher",
-                           str(teacher), "--config", "tiny", "--data", data_dir, "--out",
-                           str(out), "--steps", "2"], capture_output=True, text=True, timeout=300)
+    proc = run_pwavenet("distill", "--teacher", teacher, "--config", "tiny", "--data", data_dir,
+                        "--out", out, "--steps", "2")
     assert proc.returncode == 2, proc.stderr
     err = proc.stderr.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("pwavenet distill: error: Invalid "
