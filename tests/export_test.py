@@ -88,7 +88,7 @@ def test_saved_model_cli_lists_the_signatures(student_export):
                            "--dir", path], capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr
     out = proc.stdout
-    for name in ("serving_default", "vocode_waveform", "mel"):
+    for name in ("serving_default", "vocode_waveform", "mel", "stream_step"):
         assert f"signature_def['{name}']" in out, out
     for line in ("inputs['mel'] tensor_info", "inputs['seed'] tensor_info",
                  "inputs['audio'] tensor_info", "outputs['audio'] tensor_info",
@@ -103,8 +103,10 @@ def test_saved_model_cli_lists_the_signatures(student_export):
     with open(os.path.join(path, "saved_model.pb"), "rb") as f:
         proto.ParseFromString(f.read())
     signatures = proto.meta_graphs[0].signature_def
-    for name in ("serving_default", "vocode_waveform"):
+    for name in ("serving_default", "vocode_waveform", "stream_step"):
         assert tf.make_ndarray(signatures[name].defaults["seed"]) == 0
+    assert tf.make_ndarray(signatures["stream_step"].defaults["pushed"]) == 0
+    assert not tf.make_ndarray(signatures["stream_step"].defaults["final"])
 
 
 # The child script: must run without pwavenet_tf (an import hook makes any attempt fail).
@@ -154,6 +156,16 @@ def check(path, frames, full):
     nodefault = loaded.serving_default({"mel": mel})["audio"].numpy()
     seed0 = loaded.signatures["serving_default"](mel=tf.constant(mel),
                                                  seed=tf.constant(0, tf.int64))["audio"].numpy()
+    if "stream_step" in loaded.signatures:  # a client streaming row 0, two pushes + flush
+        step = loaded.signatures["stream_step"]
+        state = tf.zeros([1, int(loaded.stream_state_size.numpy())])
+        pushed, pieces = tf.constant(0, tf.int64), []
+        for part, final in ((mel[:1, :1], False), (mel[:1, 1:], True)):
+            o = step(mel=tf.constant(part), state=state, pushed=pushed, seed=seed,
+                     final=tf.constant(final))
+            state, pushed = o["state"], o["pushed"]
+            pieces.append(o["audio"].numpy())
+        r["stream_vs_serving"] = float(np.abs(np.concatenate(pieces, 1) - audio[:1]).max())
     r["saved_model"] = {
         "mel": [list(mel.shape), str(mel.dtype)],
         "normalized_mel": list(m["normalized_mel"].shape),
@@ -213,7 +225,11 @@ def test_fresh_process_loads_the_exports_without_the_project(student_export, tea
         assert r["meta"] == {"role": role, "sample_rate": 22050, "hop": 256, "n_mels": 80,
                              "max_samples": int(600 * 22050 // 256) * 256,
                              "config_n_mels": 80, "asset_equals_variable": True, "stats": 80,
-                             "signatures": ["mel", "serving_default", "vocode_waveform"]}
+                             "signatures": ["mel", "serving_default"]
+                             + (["stream_step"] if role == "student" else [])
+                             + ["vocode_waveform"]}
+        if role == "student":
+            assert r["stream_vs_serving"] < 1e-5
         s = r["saved_model"]
         assert s["mel"] == [[2, frames, 80], "float32"]
         assert s["normalized_mel"] == [2, frames, 80]
@@ -277,6 +293,26 @@ def test_tflite_export(tmp_path_factory, tmp_path, capsys):
     runner = TFLiteRunner(model_path=os.path.join(path, "model.tflite"))
     audio = runner(log_mel_like(1, 6), tflite_noise(6, 256, 1))
     assert audio.shape == (1, 6 * 256) and np.abs(audio).max() <= 1.0
+    # The streaming step: what a client needs travels in config.json.
+    from pwavenet_tf.export.tflite import TFLiteStreamingVocoder
+    from pwavenet_tf.models.streaming_vocoder import StreamingVocoder
+    from pwavenet_tf.training.distill_task import load_student
+
+    assert main(["export", "--model", model_dir(tmp_path_factory, "student"), "--out", base,
+                 "--format", "tflite", "--tflite-stream-frames", "5"]) == 0
+    path = os.path.join(base, "pwavenet_student_tflite", "2")
+    with open(os.path.join(path, "config.json")) as f:
+        meta = json.load(f)
+    assert meta["stream"]["chunk_frames"] == 5
+    assert meta["tflite_inputs"]["window"] == "float32 [1, 7, 80] raw log-mel"
+    mel = log_mel_like(1, 12, seed=2)[0]
+    lite = TFLiteStreamingVocoder(meta["stream"], model_path=os.path.join(path, "model.tflite"),
+                                  seed=4)
+    got = np.concatenate([lite.push(mel[:8]), lite.push(mel[8:]), lite.flush()])
+    student, _ = load_student(model_dir(tmp_path_factory, "student"))
+    vocoder = StreamingVocoder(student, seed=4)
+    np.testing.assert_allclose(got, np.concatenate([vocoder.push(mel), vocoder.flush()]),
+                               atol=1e-4)
     capsys.readouterr()
     assert main(["export", "--model", model_dir(tmp_path_factory, "teacher"), "--out", base,
                  "--format", "tflite"]) == 2

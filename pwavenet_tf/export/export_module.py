@@ -42,13 +42,15 @@ import tensorflow as tf
 from pwavenet_tf.audio.front_end import audio_settings, make_log_mel
 from pwavenet_tf.audio.quantize import float_to_pcm16
 from pwavenet_tf.export.versioning import EXPORT_FORMAT
-from pwavenet_tf.models.student_generator import draw_logistic_noise
+from pwavenet_tf.models import student_synthesis as synthesis
 
 SERVING_DEFAULT = "serving_default"
 VOCODE_WAVEFORM = "vocode_waveform"
 MEL = "mel"
+STREAM_STEP = "stream_step"
 SIGNATURE_NAMES = (SERVING_DEFAULT, VOCODE_WAVEFORM, MEL)
 DEFAULT_MAX_SECONDS = 600.0
+DEFAULT_CHUNK_SECONDS = 1.0
 DEFAULT_SEED = 0
 EXPORT_FORMAT_VERSION = 1
 CONFIG_ASSET = "config.json"
@@ -60,6 +62,7 @@ __all__ = [
     "MEL",
     "SERVING_DEFAULT",
     "SIGNATURE_NAMES",
+    "STREAM_STEP",
     "VOCODE_WAVEFORM",
     "model_role",
     "save_export",
@@ -88,12 +91,18 @@ class ExportModule(tf.Module):
         model: the built model (its variables are saved; nothing is copied).
         config: the `pwavenet_tf.config.Config` it was trained with.
         max_seconds: longest input accepted (seconds of audio); longer inputs are rejected
-            with an `InvalidArgumentError`. Bounds the memory of one request.
+            with an `InvalidArgumentError`.
         default_seed: noise seed used when a request has no `seed`.
+        chunk_seconds: the student's signatures run the request this many seconds at a
+            time in a `tf.while_loop` carrying the flows' queues (the same audio as one
+            pass), so a request's activations are those of one chunk whatever its length;
+            None: one parallel pass over the whole request (faster on short requests,
+            memory growing with the length).
     """
 
     def __init__(self, model, config, max_seconds=DEFAULT_MAX_SECONDS,
-                 default_seed=DEFAULT_SEED, name="pwavenet_export"):
+                 default_seed=DEFAULT_SEED, chunk_seconds=DEFAULT_CHUNK_SECONDS,
+                 name="pwavenet_export"):
         super().__init__(name=name)
         role = model_role(model)
         audio = config.audio
@@ -115,6 +124,11 @@ class ExportModule(tf.Module):
             raise ValueError(
                 f"`max_seconds` must be a positive number. Received: max_seconds={max_seconds!r}")
         max_seconds = seconds
+        if chunk_seconds is not None and not (
+                isinstance(chunk_seconds, (int, float)) and not isinstance(chunk_seconds, bool)
+                and np.isfinite(chunk_seconds) and chunk_seconds > 0):
+            raise ValueError("`chunk_seconds` must be None or a positive number. "
+                             f"Received: chunk_seconds={chunk_seconds!r}")
         self._role = role
         self._config = config
         self._hop = int(model.hop_length)
@@ -126,6 +140,11 @@ class ExportModule(tf.Module):
         self._max_frames = max(1, int(max_seconds * self._sample_rate // self._hop))
         self._max_seconds = max_seconds
         self._default_seed = int(default_seed)
+        self._chunk_frames = None
+        if chunk_seconds is not None and role == "student":
+            self._chunk_frames = max(1, int(round(chunk_seconds * self._sample_rate / self._hop)))
+        self._stream_state_size = (sum(synthesis.state_sizes(model)) if role == "student"
+                                   else 0)
 
         # Tracked: the model's variables (the functions below capture them).
         self.model = model
@@ -156,6 +175,8 @@ class ExportModule(tf.Module):
         self.config_json = const(json.dumps(self.metadata()), tf.string, "config_json")
         self.feature_mean = const(stats_mean, tf.float32, "feature_mean")
         self.feature_std = const(stats_std, tf.float32, "feature_std")
+        self.chunk_frames = const(self._chunk_frames or 0, tf.int64, "chunk_frames")
+        self.stream_state_size = const(self._stream_state_size, tf.int64, "stream_state_size")
 
         self._build_functions()
 
@@ -184,6 +205,8 @@ class ExportModule(tf.Module):
             "max_frames": self._max_frames,
             "max_samples": self._max_frames * self._hop,
             "default_seed": self._default_seed,
+            "chunk_frames": self._chunk_frames,
+            "stream_state_size": self._stream_state_size or None,
             "front_end": audio_settings(self._config.audio),
             "signatures": self.signature_names(),
             "serving_default_inputs": inputs,
@@ -191,7 +214,8 @@ class ExportModule(tf.Module):
         }
 
     def signature_names(self):
-        return list(SIGNATURE_NAMES) if self._uses_mel else [SERVING_DEFAULT]
+        names = list(SIGNATURE_NAMES) if self._uses_mel else [SERVING_DEFAULT]
+        return names + ([STREAM_STEP] if self._role == "student" else [])
 
     # ------------------------------------------------------------------ validation
     # Input specs are rank-free (`TensorSpec(None)`): neither the loaded signatures nor TF
@@ -241,8 +265,9 @@ class ExportModule(tf.Module):
         with tf.control_dependencies(checks):
             return tf.identity(x)
 
-    def _check_mel(self, mel):
-        """Asserts `mel` is finite float [B>=1, 1<=F<=max_frames, n_mels]; returns it shaped."""
+    def _check_mel(self, mel, min_frames=1):
+        """Asserts `mel` is finite float [B>=1, min_frames<=F<=max_frames, n_mels]; returns
+        it shaped, and the batch size."""
         d = self._dim
         dims = self._dims(mel, 3)
         shape_ok = tf.logical_and(tf.equal(tf.rank(mel), 3), tf.equal(dims[2], d))
@@ -250,8 +275,8 @@ class ExportModule(tf.Module):
             shape_ok,
             f"`mel` must be a float32 tensor of shape [batch, frames, {d}] (n_mels={d}), "
             "received shape", tf.shape(mel))]
-        checks += self._check_length("mel", shape_ok, dims[0], dims[1], 1, self._max_frames,
-                                     "frames")
+        checks += self._check_length("mel", shape_ok, dims[0], dims[1], min_frames,
+                                     self._max_frames, "frames")
         mel = self._check_finite("mel", mel, checks)
         return self._static_shape(mel, [None, None, d]), tf.shape(mel)[0]
 
@@ -301,11 +326,10 @@ class ExportModule(tf.Module):
         else:
             batch = tf.shape(features)[0]
             length = tf.shape(features)[1] * self._hop
-            noise = draw_logistic_noise(batch, length, seed)
-            conditioning = model.upsample_conditioning(features)
+            noise = synthesis.draw_logistic_noise(batch, length, seed)
             global_conditioning = model.global_conditioning(speaker_id) if self._multi else None
-            audio = model.forward_from_conditioning(noise, conditioning,
-                                                    global_conditioning)["audio"]
+            audio = synthesis.synthesize(model, features, noise, global_conditioning,
+                                         chunk_frames=self._chunk_frames)
         audio = tf.clip_by_value(tf.cast(audio, tf.float32), -1.0, 1.0)
         return {"audio": audio, "audio_pcm16": float_to_pcm16(audio)}
 
@@ -327,6 +351,67 @@ class ExportModule(tf.Module):
         audio = self._check_audio(audio)
         mel = self._log_mel(audio)
         return {"mel": mel, "normalized_mel": self.model.feature_normalizer(mel)}
+
+    def _check_stream_inputs(self, state, pushed, final, batch):
+        size = self._stream_state_size
+        dims = self._dims(state, 2)
+        checks = [
+            self._assert(tf.logical_and(tf.equal(tf.rank(state), 2),
+                                        tf.logical_and(tf.equal(dims[0], batch),
+                                                       tf.equal(dims[1], size))),
+                         f"`state` must be a float32 tensor of shape [batch, {size}] "
+                         "(stream_state_size; zeros to start a stream), received shape",
+                         tf.shape(state), "for batch", batch),
+            self._assert(tf.equal(tf.rank(pushed), 0),
+                         "`pushed` must be an int64 scalar, received shape", tf.shape(pushed)),
+            self._assert(tf.equal(tf.rank(final), 0),
+                         "`final` must be a bool scalar, received shape", tf.shape(final)),
+        ]
+        with tf.control_dependencies(checks):
+            pushed = tf.reshape(pushed, [])
+            checks.append(self._assert(pushed >= 0, "`pushed` must be >= 0, received", pushed))
+        state = self._check_finite("state", state, checks)
+        with tf.control_dependencies(checks):
+            return (self._static_shape(state, [None, size]), tf.identity(pushed),
+                    tf.reshape(final, []))
+
+    def _stream(self, mel, state, pushed, seed, final, speaker_id=None):
+        """One push of a stateful stream (`student_synthesis.stream_step`, what
+        `StreamingVocoder.push` runs), then a flush if `final`."""
+        mel, batch = self._check_mel(mel, min_frames=0)
+        if self._multi:
+            speaker_id = self._check_speaker(speaker_id, batch)
+        state, pushed, final = self._check_stream_inputs(state, pushed, final, batch)
+        seed = tf.stack([self._check_seed(seed), tf.constant(0, tf.int64)])
+        model = self.model
+        half = model.upsampler.look_ahead_frames
+        hop = self._hop
+        gc = model.global_conditioning(speaker_id) if self._multi else None
+
+        def push(context, flows, normalized, before):
+            n = tf.cast(tf.shape(normalized)[1], tf.int64)
+            start = synthesis.emitted_frames(before, half) * hop
+            stop = synthesis.emitted_frames(before + n, half) * hop
+            noise = synthesis.logistic_noise_range(seed, batch, start, stop)
+            return synthesis.stream_step(model, context, normalized, before, noise, gc, flows)
+
+        context, flows = synthesis.unpack_state(model, state)
+        audio, context, flows = push(context, flows, model.feature_normalizer(mel), pushed)
+        after = pushed + tf.cast(tf.shape(mel)[1], tf.int64)
+
+        def flush():
+            pad = tf.zeros(tf.stack([batch, half, self._dim]), context.dtype)
+            tail, _, _ = push(context, flows, pad, after)
+            fresh = synthesis.pack_state(*synthesis.initial_stream_state(model, batch))
+            return tf.concat([audio, tail], axis=1), fresh, tf.constant(0, tf.int64)
+
+        def keep():
+            return audio, synthesis.pack_state(context, flows), after
+
+        audio, state, pushed = tf.cond(final, flush, keep)
+        audio = tf.clip_by_value(audio, -1.0, 1.0)
+        return {"audio": audio, "audio_pcm16": float_to_pcm16(audio), "state": state,
+                "pushed": pushed}
 
     # ------------------------------------------------------------------ tf.functions
     def _build_functions(self):
@@ -360,6 +445,23 @@ class ExportModule(tf.Module):
         def mel_fn(audio):
             return self._serve_mel(audio)
 
+        state_spec = tf.TensorSpec(None, tf.float32, name="state")
+        pushed_spec = tf.TensorSpec(None, tf.int64, name="pushed")
+        final_spec = tf.TensorSpec(None, tf.bool, name="final")
+        no_frames = tf.constant(0, tf.int64)
+        not_final = tf.constant(False)
+        if self._multi:
+            def stream(mel, state, speaker_id, pushed=no_frames, seed=default_seed,
+                       final=not_final):
+                return self._stream(mel, state, pushed, seed, final, speaker_id)
+
+            stream_specs = [mel_spec, state_spec, spk_spec, pushed_spec, seed_spec, final_spec]
+        else:
+            def stream(mel, state, pushed=no_frames, seed=default_seed, final=not_final):
+                return self._stream(mel, state, pushed, seed, final)
+
+            stream_specs = [mel_spec, state_spec, pushed_spec, seed_spec, final_spec]
+
         self._signature_fns = {
             SERVING_DEFAULT: tf.function(serve, input_signature=serve_specs),
         }
@@ -367,6 +469,10 @@ class ExportModule(tf.Module):
             self._signature_fns[VOCODE_WAVEFORM] = tf.function(vocode,
                                                                input_signature=vocode_specs)
             self._signature_fns[MEL] = tf.function(mel_fn, input_signature=[audio_spec])
+        if self._role == "student":
+            self._signature_fns[STREAM_STEP] = tf.function(stream, input_signature=stream_specs)
+            # Keyword arguments on the loaded object too (`loaded.stream_step(mel=, state=)`).
+            self.stream_step = self._signature_fns[STREAM_STEP]
 
         # Dict-input functions: attributes of the loaded object with the signatures' names
         # (one `inputs` dict, Keras style: what `TFSMLayer(path, call_endpoint=NAME)` calls).
@@ -418,7 +524,7 @@ class ExportModule(tf.Module):
 
 
 def save_export(model, config, base, name=None, version=None, max_seconds=DEFAULT_MAX_SECONDS,
-                default_seed=DEFAULT_SEED):
+                default_seed=DEFAULT_SEED, chunk_seconds=DEFAULT_CHUNK_SECONDS):
     """Exports `model` to TF Serving's layout `base/name/version`; returns `(path, version)`.
 
     `name` defaults to `pwavenet_<role>`, `version` to the next free integer. An existing
@@ -427,7 +533,8 @@ def save_export(model, config, base, name=None, version=None, max_seconds=DEFAUL
     """
     from pwavenet_tf.export.versioning import publish_version, version_dir
 
-    module = ExportModule(model, config, max_seconds=max_seconds, default_seed=default_seed)
+    module = ExportModule(model, config, max_seconds=max_seconds, default_seed=default_seed,
+                          chunk_seconds=chunk_seconds)
     name = name or f"pwavenet_{module.role}"
     path, version = version_dir(base, name, version)
     publish_version(path, module.save)

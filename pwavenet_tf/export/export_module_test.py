@@ -90,6 +90,92 @@ def test_serving_default_equals_the_in_memory_student(exported):
     assert np.abs(_np(other) - outputs[0]).max() > 1e-3
 
 
+@pytest.fixture(scope="module")
+def chunked(config, tmp_path_factory):
+    """The tiny student exported with 4-frame chunks (chunk_seconds 0.05) and loaded back."""
+    student = tiny_student(config, seed=3)
+    path = str(tmp_path_factory.mktemp("chunked") / "1")
+    module = ExportModule(student, config, max_seconds=2.0, chunk_seconds=0.05)
+    assert module.metadata()["chunk_frames"] == 4
+    module.save(path)
+    return student, tf.saved_model.load(path)
+
+
+def test_chunked_serving_default_equals_the_one_pass(chunked):
+    """A request of 30 frames runs as 8 chunks in the graph's while_loop (the last one
+    partial) and gives the one-pass audio."""
+    student, loaded = chunked
+    gen = StudentGenerator(student)
+    assert int(loaded.chunk_frames.numpy()) == 4
+    for batch, frames in ((1, 30), (2, 9), (1, 3)):
+        mel = log_mel_like(batch, frames, seed=frames)
+        audio = _np(loaded.signatures["serving_default"](mel=tf.constant(mel),
+                                                         seed=tf.constant(2, tf.int64))["audio"])
+        assert audio.shape == (batch, frames * 256)
+        want = _np(gen.generate(mel, seed=(2, 0)))
+        assert np.mean(np.abs(want) >= 1.0) < 0.05  # mostly unclipped: differences show
+        np.testing.assert_allclose(audio, want, atol=1e-5)
+
+
+def _stream(loaded, mel, pushes, seed=0):
+    size = int(loaded.stream_state_size.numpy())
+    state = tf.zeros([mel.shape[0], size])
+    pushed, pieces, f0 = tf.constant(0, tf.int64), [], 0
+    step = loaded.signatures["stream_step"]
+    for i, n in enumerate(pushes):
+        out = step(mel=tf.constant(mel[:, f0:f0 + n]), state=state, pushed=pushed,
+                   seed=tf.constant(seed, tf.int64), final=tf.constant(i == len(pushes) - 1))
+        f0 += n
+        assert out["state"].shape == (mel.shape[0], size)
+        pieces.append(_np(out["audio"]))
+        state, pushed = out["state"], out["pushed"]
+    assert int(pushed) == 0 and not np.any(_np(state))  # `final` resets the stream
+    return np.concatenate(pieces, axis=1)
+
+
+def test_stream_step_equals_serving_default_and_the_streaming_vocoder(chunked):
+    """A client carrying `state` and `pushed` between calls of the stateful signature (as
+    through TF Serving) gets the audio of one serving_default request, for any pushes."""
+    from pwavenet_tf.models.streaming_vocoder import StreamingVocoder
+
+    student, loaded = chunked
+    mel = log_mel_like(1, 30, seed=4)
+    want = _np(loaded.signatures["serving_default"](mel=tf.constant(mel),
+                                                    seed=tf.constant(5, tf.int64))["audio"])
+    for pushes in ([30], [0, 1, 7, 9, 13], [1] * 30, [29, 1, 0]):
+        np.testing.assert_allclose(_stream(loaded, mel, pushes, seed=5), want, atol=1e-5)
+    # The first push's audio lags by the look-ahead frame; the flush brings it.
+    # The attribute function applies the defaults (pushed 0, seed 0, not final).
+    first = loaded.stream_step(mel=tf.constant(mel[:, :5]),
+                               state=tf.zeros([1, int(loaded.stream_state_size)]))
+    assert first["audio"].shape == (1, 4 * 256) and int(first["pushed"]) == 5
+    # The Python StreamingVocoder runs the same step: same audio.
+    vocoder = StreamingVocoder(student, seed=5)
+    ours = np.concatenate([vocoder.push(mel[0, :11]), vocoder.push(mel[0, 11:]), vocoder.flush()])
+    np.testing.assert_allclose(ours, want[0], atol=1e-5)
+    # Batch 2: each row streams on its own noise row.
+    mel2 = log_mel_like(2, 6, seed=8)
+    rows = _stream(loaded, mel2, [2, 4])
+    assert rows.shape == (2, 6 * 256) and np.abs(rows[0] - rows[1]).max() > 1e-3
+
+
+def test_stream_step_refuses_a_bad_state(chunked):
+    _, loaded = chunked
+    size = int(loaded.stream_state_size.numpy())
+    step = loaded.stream_step
+    mel = tf.constant(log_mel_like(1, 3))
+    with pytest.raises(tf.errors.InvalidArgumentError, match=rf"`state` must be .*\[batch, {size}\]"):
+        step(mel=mel, state=tf.zeros([1, size + 1]))
+    with pytest.raises(tf.errors.InvalidArgumentError, match="`pushed` must be >= 0"):
+        step(mel=mel, state=tf.zeros([1, size]), pushed=tf.constant(-1, tf.int64))
+    bad = np.zeros([1, size], "float32")
+    bad[0, 3] = np.nan
+    with pytest.raises(tf.errors.InvalidArgumentError, match="`state` contains NaN"):
+        step(mel=mel, state=tf.constant(bad))
+    with pytest.raises(ValueError, match="`chunk_seconds` must be None or a positive number"):
+        ExportModule(tiny_student(load_config("tiny")), load_config("tiny"), chunk_seconds=0)
+
+
 def test_mel_and_vocode_waveform_use_the_training_front_end(exported, config):
     student, gen, loaded, _ = exported
     audio = (0.1 * np.random.default_rng(1).standard_normal((2, 5 * 256 + 100))).astype("f4")
@@ -122,7 +208,8 @@ def test_metadata_travels_inside(exported, config):
         stats = json.load(f)
     np.testing.assert_allclose(stats["mean"], _np(student.feature_normalizer.mean), rtol=1e-6)
     np.testing.assert_allclose(_np(loaded.feature_std), _np(student.feature_normalizer.std))
-    assert sorted(loaded.signatures) == ["mel", "serving_default", "vocode_waveform"]
+    assert sorted(loaded.signatures) == ["mel", "serving_default", "stream_step",
+                                         "vocode_waveform"]
 
 
 def _bad_mel(**kw):
@@ -277,8 +364,8 @@ def test_external_feature_model_exports_serving_default_only(config):
     cfg = config.override(audio={"feature_dim": 12})
     student = tiny_student(cfg)
     module = ExportModule(student, cfg)
-    assert module.signature_names() == ["serving_default"] and sorted(module.signatures) == [
-        "serving_default"]
+    assert module.signature_names() == ["serving_default", "stream_step"]
+    assert sorted(module.signatures) == ["serving_default", "stream_step"]
     feats = log_mel_like(1, 3, dim=12)
     out = module.signatures["serving_default"](tf.constant(feats), tf.constant(2, tf.int64))
     np.testing.assert_allclose(_np(out["audio"]),

@@ -57,3 +57,39 @@ def test_fixed_length_conversion_and_errors():
         convert_student_to_tflite(tiny_teacher(config))
     with pytest.raises(ValueError, match="`frames` must be None or a positive integer"):
         convert_student_to_tflite(student, frames=0)
+
+
+@pytest.mark.parametrize("chunk", [1, 4, 7])
+def test_tflite_streaming_step_equals_the_streaming_vocoder(chunk):
+    """Pushes of several sizes through the TFLite streaming step give the audio of
+    StreamingVocoder (and so of the one pass and the SavedModel) for the same seed."""
+    from pwavenet_tf.export.tflite import (TFLiteStreamingVocoder,
+                                           convert_student_stream_to_tflite, stream_metadata)
+    from pwavenet_tf.models.student_generator import StudentGenerator
+
+    config = load_config("tiny")
+    student = tiny_student(config, seed=6)
+    content = convert_student_stream_to_tflite(student, chunk)
+    meta = stream_metadata(student, chunk)
+    mel = log_mel_like(1, 23, seed=chunk)[0]
+    want = StudentGenerator(student).generate(mel[None], seed=(3, 0)).numpy()[0]
+    assert np.mean(np.abs(want) >= 1.0) < 0.05
+    vocoder = TFLiteStreamingVocoder(meta, model_content=content, seed=3, num_threads=1)
+    for pushes in ([23], [1, 5, 0, 9, 8], [2] * 11 + [1]):
+        pieces, f0 = [], 0
+        for n in pushes:
+            pieces.append(vocoder.push(mel[f0:f0 + n]))
+            f0 += n
+        pieces.append(vocoder.flush())
+        got = np.concatenate(pieces)
+        assert got.shape == (23 * 256,)
+        np.testing.assert_allclose(got, want, atol=1e-4)
+    # The first audio comes once a chunk and its look-ahead are there.
+    assert vocoder.push(mel[:chunk]).size == 0
+    assert vocoder.push(mel[chunk:chunk + 1]).size == chunk * 256
+    details = {tuple(d["shape"]) for d in vocoder.interpreter.get_input_details()}
+    assert details == {(1, chunk + 2, 80), (1, chunk * 256), (1, meta["stream_state_size"])}
+    with pytest.raises(ValueError, match="`chunk_frames` must be a positive integer"):
+        convert_student_stream_to_tflite(student, 0)
+    with pytest.raises(ValueError, match=r"`frames` must be \[frames, 80\]"):
+        vocoder.push(np.zeros((3, 40)))

@@ -4,30 +4,20 @@ import weakref
 
 import numpy as np
 import tensorflow as tf
-from tensorflow.python.ops import gen_stateless_random_ops_v2
 
-from pwavenet_tf.models.student_generator import EPS
+from pwavenet_tf.models.student_synthesis import (
+    UNKNOWN_LENGTH_STRIDE,
+    emitted_frames,
+    initial_stream_state,
+    logistic_noise_range,
+    stream_step,
+    synthesize_window,
+)
 
-# Rows of a batch whose total length is not known are drawn as rows of a virtual
-# [batch, 2**40] noise tensor (2**40 samples: 1.6 years at 22 kHz).
-_UNKNOWN_LENGTH_STRIDE = 2 ** 40
-_PHILOX = 1  # tf.random.Algorithm.PHILOX
-# The compiled chunk function of each student, shared by its vocoders (one trace per
+# The compiled step function of each student, shared by its vocoders (one trace per
 # student and option, not per utterance).
-_CHUNK_FUNCTIONS = weakref.WeakKeyDictionary()
-
-
-@tf.function(reduce_retracing=True)
-def _draw_flat(key, counter, count, skip):
-    """Elements `skip .. count - 1` of the flat philox stream of `(key, counter)`, as
-    logistic noise, exactly as `draw_logistic_noise` transforms its uniforms."""
-    u = gen_stateless_random_ops_v2.stateless_random_uniform_v2(
-        tf.reshape(count, [1]), key=key, counter=counter, dtype=tf.float32, alg=_PHILOX)
-    minval = tf.constant(EPS, tf.float32)
-    maxval = tf.constant(1.0 - EPS, tf.float32)
-    u = u * (maxval - minval) + minval
-    u = u[skip:]
-    return tf.math.log(u) - tf.math.log1p(-u)
+_STEP_FUNCTIONS = weakref.WeakKeyDictionary()
+_noise_range = tf.function(logistic_noise_range, reduce_retracing=True)
 
 
 class LogisticNoise:
@@ -65,27 +55,19 @@ class LogisticNoise:
         seed = tf.convert_to_tensor(seed, tf.int64)
         if seed.shape != (2,):
             raise ValueError(f"`seed` must be an int or a pair of ints. Received: {seed}")
-        key, counter = tf.raw_ops.StatelessRandomGetKeyCounter(seed=seed)
-        self._key = key
-        self._counter = [int(c) for c in counter.numpy().astype(np.uint64)]
+        self._seed = seed
         self.length = None if length is None else int(length)
 
     def __call__(self, batch, start, stop):
         start, stop = int(start), int(stop)
         if not 0 <= start <= stop:
             raise ValueError(f"Need 0 <= start <= stop. Received: start={start}, stop={stop}")
-        stride = self.length if self.length is not None else _UNKNOWN_LENGTH_STRIDE
-        rows = []
-        for b in range(int(batch)):
-            first = b * stride + start
-            aligned = first // 4 * 4
-            low = self._counter[0] + aligned // 4
-            high = (self._counter[1] + (low >> 64)) & (2 ** 64 - 1)
-            counter = tf.constant(np.array([low & (2 ** 64 - 1), high], np.uint64))
-            rows.append(_draw_flat(self._key, counter,
-                                   tf.constant(first - aligned + stop - start, tf.int32),
-                                   tf.constant(first - aligned, tf.int32)))
-        return tf.stack(rows) if rows else tf.zeros([0, stop - start], tf.float32)
+        stride = self.length if self.length is not None else UNKNOWN_LENGTH_STRIDE
+        if not batch or stop == start:
+            return tf.zeros([int(batch), stop - start], tf.float32)
+        return _noise_range(self._seed, tf.constant(int(batch), tf.int64),
+                            tf.constant(start, tf.int64), tf.constant(stop, tf.int64),
+                            tf.constant(stride, tf.int64))
 
 
 class StreamingVocoder:
@@ -120,6 +102,9 @@ class StreamingVocoder:
         jit_compile: compile each chunk's computation with XLA (the noise is drawn
             outside it).
 
+    The push itself is `student_synthesis.stream_step`, the step the SavedModel's
+    `stream_step` signature runs, so a stream through TF Serving gives the same audio.
+
     Example:
 
     ```python
@@ -145,11 +130,10 @@ class StreamingVocoder:
                 raise ValueError(f"`speaker_id` must lie in [0, {student.num_speakers}). "
                                  f"Received: speaker_id={sid.numpy().tolist()}")
             self._speaker_id = sid
-        functions = _CHUNK_FUNCTIONS.setdefault(student, {})
+        functions = _STEP_FUNCTIONS.setdefault(student, {})
         key = (self.clip, bool(jit_compile))
         if key not in functions:
-            functions[key] = tf.function(_chunk_function(student, self.clip),
-                                         jit_compile=bool(jit_compile), reduce_retracing=True)
+            functions[key] = _step_function(student, self.clip, bool(jit_compile))
         self._fn = functions[key]
         self.reset()
 
@@ -192,7 +176,8 @@ class StreamingVocoder:
         self._context = None
         self._flow_states = None
         self._gc = None
-        self._position = 0
+        self._pushed = 0  # frames pushed (flush excepted)
+        self._position = 0  # samples emitted
         self._unbatched = False
 
     def _start(self, batch):
@@ -203,10 +188,7 @@ class StreamingVocoder:
                 f"Received: speaker_id.shape={tuple(self._speaker_id.shape)}"
             )
         self._batch = batch
-        self._context = student.upsampler.stream_initial_state(
-            batch, student.conditioning_dim, student.upsampler.compute_dtype)
-        self._flow_states = [flow.stream_initial_state(batch, flow.compute_dtype)
-                             for flow in student.flows]
+        self._context, self._flow_states = initial_stream_state(student, batch)
         if self._speaker_id is not None:
             self._gc = student.global_conditioning(self._speaker_id)
 
@@ -236,21 +218,20 @@ class StreamingVocoder:
                 )
         return arr.astype("float32"), unbatched
 
-    def _run(self, frames):
-        """Conditions the ready frames of context + `frames` and keeps the rest."""
-        upsampler = self.student.upsampler
-        buf = tf.concat([self._context, tf.cast(frames, self._context.dtype)], axis=1)
-        n = upsampler.stream_ready_frames(int(buf.shape[1]))
-        keep = int(buf.shape[1]) - 2 * upsampler.look_ahead_frames
-        if n:
-            samples = n * self.hop_length
-            noise = self._noise(self._batch, self._position, self._position + samples)
-            audio, self._flow_states = self._fn(buf, noise, self._gc, self._flow_states)
-            self._position += samples
-            audio = audio.numpy()
-        else:
-            audio = np.zeros((self._batch, 0), "float32")
-        self._context = buf[:, max(0, keep):]
+    def _run(self, normalized, final=False):
+        """Pushes normalized frames through `stream_step`; returns the ready audio."""
+        half = self.look_ahead_frames
+        n = int(normalized.shape[1])
+        ready = int(emitted_frames(self._pushed + n, half) - emitted_frames(self._pushed, half))
+        samples = ready * self.hop_length
+        noise = self._noise(self._batch, self._position, self._position + samples)
+        audio, self._context, self._flow_states = self._fn(
+            self._context, normalized, tf.constant(self._pushed, tf.int64), noise, self._gc,
+            self._flow_states)
+        if not final:
+            self._pushed += n
+        self._position += samples
+        audio = audio.numpy()
         return audio[0] if self._unbatched else audio
 
     def push(self, frames):
@@ -283,38 +264,30 @@ class StreamingVocoder:
         """
         if self._batch is None:
             return np.zeros((0,), "float32")
-        half = self.look_ahead_frames
-        pending = int(self._context.shape[1]) - half
-        if pending > 0:
-            pad = tf.zeros((self._batch, half, self.student.conditioning_dim),
-                           self._context.dtype)
-            audio = self._run(pad)
-        else:
-            audio = np.zeros((self._batch, 0), "float32")
-            audio = audio[0] if self._unbatched else audio
+        pad = tf.zeros((self._batch, self.look_ahead_frames, self.student.conditioning_dim),
+                       self._context.dtype)
+        audio = self._run(pad, final=True)
         self.reset()
         return audio
 
 
-def _chunk_function(student, clip):
-    """The computation of one chunk: audio of the middle frames of `frames` (context
-    included) on their noise, and the flows' new states."""
+def _step_function(student, clip, jit_compile):
+    """`stream_step` of one student as a `tf.function` (the student held weakly: the
+    cache must not keep it alive); with `jit_compile`, its window computation is
+    compiled with XLA (one compilation per chunk size)."""
 
-    student_ref = weakref.ref(student)  # the cache must not keep the student alive
+    student_ref = weakref.ref(student)
     del student
+    window_fn = None
+    if jit_compile:
+        def window(frames, noise, global_conditioning, flow_states):
+            return synthesize_window(student_ref(), frames, noise, global_conditioning,
+                                     flow_states, clip)
 
-    def chunk(frames, noise, global_conditioning, flow_states):
-        student = student_ref()
-        conditioning = student.upsampler.stream(frames)
-        x = noise
-        new_states = []
-        for flow, state in zip(student.flows, flow_states):
-            mu, log_s, state = flow.stream(x, conditioning, global_conditioning, state)
-            x = x * tf.exp(log_s) + mu
-            new_states.append(state)
-        audio = tf.cast(x, tf.float32)
-        if clip:
-            audio = tf.clip_by_value(audio, -1.0, 1.0)
-        return audio, new_states
+        window_fn = tf.function(window, jit_compile=True, reduce_retracing=True)
 
-    return chunk
+    def step(context, normalized, pushed, noise, global_conditioning, flow_states):
+        return stream_step(student_ref(), context, normalized, pushed, noise,
+                           global_conditioning, flow_states, clip, window_fn=window_fn)
+
+    return tf.function(step, reduce_retracing=True)

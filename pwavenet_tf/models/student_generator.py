@@ -4,23 +4,9 @@ import numpy as np
 import tensorflow as tf
 
 from pwavenet_tf.models.feature_checks import validate_features
+from pwavenet_tf.models.student_synthesis import EPS, draw_logistic_noise, synthesize
 
-# Uniforms are drawn in [EPS, 1 - EPS] so that the logistic noise stays finite (|z| < 14).
-EPS = 1e-6
-
-
-@tf.function(reduce_retracing=True)
-def draw_logistic_noise(batch, length, seed):
-    """Logistic(0, 1) noise `[batch, length]` from a `[2]` philox stateless seed.
-
-    The one noise source of the student, shared by `StudentGenerator` and the exported
-    SavedModel, so both give the same audio for the same seed. Never call it inside an
-    XLA-compiled function (XLA's stateless RNG gives other numbers).
-    """
-    seed = tf.cast(seed, tf.int64)
-    u = tf.random.stateless_uniform([batch, length], seed=seed, minval=EPS, maxval=1.0 - EPS,
-                                    alg="philox")
-    return tf.math.log(u) - tf.math.log1p(-u)
+__all__ = ["EPS", "StudentGenerator", "draw_logistic_noise"]
 
 
 class StudentGenerator:
@@ -56,13 +42,10 @@ class StudentGenerator:
 
     def _forward(self, features, speaker_id, noise):
         student = self.student
-        conditioning = student.upsample_conditioning(features)
         global_conditioning = None
         if student.multi_speaker:
             global_conditioning = student.global_conditioning(speaker_id)
-        audio = student.forward_from_conditioning(noise, conditioning,
-                                                  global_conditioning)["audio"]
-        return tf.clip_by_value(tf.cast(audio, tf.float32), -1.0, 1.0)
+        return synthesize(student, features, noise, global_conditioning)
 
     def generate(self, features, speaker_id=None, seed=(0, 0), chunk_frames=None,
                  jit_compile=False):
