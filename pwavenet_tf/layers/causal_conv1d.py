@@ -143,18 +143,21 @@ class CausalConv1D(keras.layers.Layer):
         inputs of `state` followed by `x`). Chunks of any sizes give, concatenated, the
         output of `call` on the whole sequence: the queue replaces `call`'s zero padding.
         """
+        # Called directly, outside `__call__`'s autocast: the compute dtype by hand.
+        dtype = self.compute_dtype
+        x = ops.cast(x, dtype)
         if self.queue_length:
-            x = ops.concatenate([ops.cast(state, x.dtype), x], axis=1)
+            x = ops.concatenate([ops.cast(state, dtype), x], axis=1)
             new_state = x[:, -self.queue_length:]
         else:
             new_state = state
+        kernel = ops.cast(self.kernel, dtype)
         if self.kernel_size == 1:
-            y = ops.matmul(x, self.kernel[0])
+            y = ops.matmul(x, kernel[0])
         else:
-            y = ops.conv(x, self.kernel, strides=1, padding="valid",
-                         dilation_rate=self.dilation_rate)
+            y = ops.conv(x, kernel, strides=1, padding="valid", dilation_rate=self.dilation_rate)
         if self.use_bias:
-            y = y + self.bias
+            y = y + ops.cast(self.bias, dtype)
         return y, new_state
 
     def compute_output_shape(self, input_shape):

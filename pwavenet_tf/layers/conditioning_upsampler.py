@@ -74,10 +74,12 @@ class ConditioningUpsampler(keras.layers.Layer):
     def _upsample(self, h):
         """The learned repetitions of `[batch, frames, channels]` up to the sample rate."""
         batch = ops.shape(h)[0]
+        dtype = self.compute_dtype  # `stream` runs outside `__call__`'s autocast
         for kernel, bias, f in zip(self.upsample_kernels, self.upsample_biases,
                                    self.upsample_factors):
             frames = ops.shape(h)[1]
-            h = ops.reshape(ops.matmul(h, kernel), (batch, frames * f, self.channels)) + bias
+            h = ops.reshape(ops.matmul(h, ops.cast(kernel, dtype)),
+                            (batch, frames * f, self.channels)) + ops.cast(bias, dtype)
             h = ops.leaky_relu(h, negative_slope=self.leaky_slope)
         return h
 
@@ -106,8 +108,10 @@ class ConditioningUpsampler(keras.layers.Layer):
         their true neighbours (zeros beyond the ends). The caller keeps the last
         `2 * half` frames as the context of the next chunk and, at the end, appends `half`
         zero frames (see `StreamingVocoder`)."""
-        h = ops.conv(frames, self.pre_conv.kernel, strides=1, padding="valid")
-        return self._upsample(h + self.pre_conv.bias)
+        dtype = self.compute_dtype  # called directly: cast the variables as `__call__` would
+        h = ops.conv(ops.cast(frames, dtype), ops.cast(self.pre_conv.kernel, dtype), strides=1,
+                     padding="valid")
+        return self._upsample(h + ops.cast(self.pre_conv.bias, dtype))
 
     def compute_output_shape(self, input_shape):
         frames = input_shape[1]
