@@ -63,13 +63,32 @@ def load_feature_array(path, dim):
     return feats.astype("float32")
 
 
-def load_model(model_dir=None, role=None):
+def load_model(model_dir=None, role=None, precision="float32"):
     """Loads a model: returns `(role, model, config)`.
 
     `model_dir` is a teacher or student training directory, a preset folder, or a bundled
     preset name; None means the bundled default preset. For presets, `role` picks
-    "student" (default) or "teacher".
+    "student" (default) or "teacher". `precision` (`float32` or `bfloat16`) applies to a
+    student (`student_with_precision`: bfloat16 products, float32 variables and flow
+    arithmetic); a teacher runs in float32 only, so `bfloat16` with a teacher is an error.
     """
+    from pwavenet_tf import presets
+    from pwavenet_tf.models.student_precision import check_precision
+
+    check_precision(precision)
+    role, model, config = _load_float32_model(model_dir, role)
+    if precision != "float32":
+        if role != "student":
+            raise ValueError(f"--precision {precision} applies to the student only; "
+                             f"{model_dir or presets.DEFAULT_PRESET} gives a {role}, which "
+                             "runs in float32 (drop --precision).")
+        from pwavenet_tf.models.student_precision import student_with_precision
+
+        model = student_with_precision(model, precision)
+    return role, model, config
+
+
+def _load_float32_model(model_dir, role):
     from pwavenet_tf import presets
 
     if model_dir is None:

@@ -256,7 +256,7 @@ def _features(batch, frames, dim, seed=0):
 def benchmark_config(config, seconds=1.0, batch=4, teacher_seconds=None, naive_seconds=None,
                      repeats=3, warmup=1, xla=True, naive=True, teacher=True, student=True,
                      naive_repeats=None, naive_max_batch=None, matmul_sizes=(512, 1024, 2048),
-                     log=print):
+                     log=print, precision="float32"):
     """Measures the teacher and the student of `config` (untrained weights) in this process.
 
     Args:
@@ -276,6 +276,8 @@ def benchmark_config(config, seconds=1.0, batch=4, teacher_seconds=None, naive_s
         naive, teacher, student: which models/methods to measure.
         matmul_sizes: matrix sizes of the matmul peak measurement (empty: skip it).
         log: progress printer.
+        precision: the student's compute precision, `float32` or `bfloat16`
+            (`student_with_precision`); the teacher is measured in float32.
 
     Returns:
         A JSON-able dict: `machine`, `config`, `settings`, `matmul`, `teacher`
@@ -292,6 +294,9 @@ def benchmark_config(config, seconds=1.0, batch=4, teacher_seconds=None, naive_s
     from pwavenet_tf.models.teacher_generator import TeacherGenerator
     from pwavenet_tf.models.wavenet_teacher import WaveNetTeacher
 
+    from pwavenet_tf.models.student_precision import check_precision, student_with_precision
+
+    check_precision(precision)
     if batch < 1:
         raise ValueError(f"`batch` must be >= 1. Received: batch={batch}")
     for name, v in (("seconds", seconds), ("teacher_seconds", teacher_seconds),
@@ -312,7 +317,7 @@ def benchmark_config(config, seconds=1.0, batch=4, teacher_seconds=None, naive_s
                         "naive_seconds": naive_seconds, "batch": batch, "repeats": repeats,
                         "warmup": warmup, "xla": xla,
                         "naive_repeats": repeats if naive_repeats is None else naive_repeats,
-                        "naive_max_batch": naive_max_batch}}
+                        "naive_max_batch": naive_max_batch, "student_precision": precision}}
     log(f"[{config.name}] machine: {out['machine']['cpu']}, {out['machine']['cores']} cores")
 
     if matmul_sizes:
@@ -397,7 +402,7 @@ def benchmark_config(config, seconds=1.0, batch=4, teacher_seconds=None, naive_s
         gc.collect()
 
     if student:
-        s_model = IAFStudent.from_pwavenet_config(config)
+        s_model = student_with_precision(IAFStudent.from_pwavenet_config(config), precision)
         smacs = flops.student_macs_per_sample(s_model)
         sinfo = {"parameters": int(s_model.count_params()),
                  "receptive_field": s_model.receptive_field,
@@ -594,7 +599,8 @@ def format_text(result):
     lines += [""] + summary_lines(result)
     s = result["settings"]
     lines.append(f"(median of {s['repeats']} timed runs after {s['warmup']} warm-up run(s); "
-                 "samples/s counts every utterance of the batch)")
+                 "samples/s counts every utterance of the batch; student in "
+                 f"{s.get('student_precision', 'float32')})")
     return "\n".join(lines)
 
 

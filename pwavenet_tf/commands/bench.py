@@ -52,6 +52,7 @@ def add_arguments(p):
     p.add_argument("--no-naive", action="store_true", help="skip the naive teacher")
     p.add_argument("--no-teacher", action="store_true", help="skip the teacher")
     p.add_argument("--no-student", action="store_true", help="skip the student")
+    common.add_precision_argument(p)
     p.add_argument("--matmul-sizes", default="512,1024,2048",
                    help="matrix sizes of the matmul peak measurement, comma-separated "
                         "('' skips it; default 512,1024,2048)")
@@ -74,7 +75,7 @@ def run(args):
         xla=not args.no_xla, naive=not args.no_naive, teacher=not args.no_teacher,
         student=not args.no_student, naive_repeats=args.naive_repeats,
         naive_max_batch=args.naive_max_batch, matmul_sizes=sizes,
-        log=(lambda *a: None) if args.quiet else print,
+        log=(lambda *a: None) if args.quiet else print, precision=args.precision,
     )
     print()
     print(speed.format_text(result))

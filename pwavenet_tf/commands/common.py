@@ -62,6 +62,18 @@ def speaker_id_for(speaker_id, num_speakers, description):
     return speaker_id
 
 
+def add_precision_argument(p):
+    """`--precision {float32,bfloat16}` of the inference commands (vocode, generate, export,
+    bench): the student's compute dtype (see `pwavenet_tf.models.student_precision`)."""
+    from pwavenet_tf.models.student_precision import PRECISIONS
+
+    p.add_argument("--precision", choices=PRECISIONS, default="float32",
+                   help="student compute precision: float32 (default) or bfloat16 (products "
+                   "in bfloat16, variables and the flows' running sample in float32; for "
+                   "CPUs with AVX512-BF16/AMX, TPUs, Ampere+ GPUs). Applies to the student "
+                   "only: a teacher runs in float32 and refuses bfloat16")
+
+
 def add_training_arguments(p):
     """The options `train-teacher` and `distill` share: seed, resume determinism, the
     `tf.distribute` strategy, mixed precision and XLA."""

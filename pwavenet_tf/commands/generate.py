@@ -38,6 +38,7 @@ def add_arguments(p):
                    help="only generate the first N seconds (at least one frame)")
     p.add_argument("--chunk-seconds", type=common.positive_float, default=1.0,
                    help="student: seconds of features per streamed chunk (default 1)")
+    common.add_precision_argument(p)
 
 
 def check_output_path(path):
@@ -57,7 +58,7 @@ def run(args):
     from pwavenet_tf.inference import features_from_file, load_model, real_time_factor
 
     check_output_path(args.output)
-    role, model, config = load_model(args.model, role=args.role)
+    role, model, config = load_model(args.model, role=args.role, precision=args.precision)
     audio_cfg = config.audio
     speaker_id = common.speaker_id_for(
         args.speaker_id, audio_cfg.num_speakers if model.multi_speaker else 1,

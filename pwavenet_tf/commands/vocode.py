@@ -43,6 +43,7 @@ def add_arguments(p):
                    "streamed chunk; memory is bounded by the chunk, not the input (default 1)")
     p.add_argument("--xla", action="store_true",
                    help="training directory: compile generation with XLA")
+    common.add_precision_argument(p)
     common.add_verbosity_argument(p)
 
 
@@ -53,12 +54,13 @@ class _TrainedModel:
         from pwavenet_tf.audio.front_end import make_log_mel
         from pwavenet_tf.inference import load_model
 
-        self.role, self.model, self.config = load_model(path)
+        self.role, self.model, self.config = load_model(path, precision=args.precision)
         self.audio_config = self.config.audio
         self.sample_rate = self.audio_config.sample_rate
         self.hop = self.audio_config.hop_length
         self.uses_mel = self.audio_config.uses_mel
-        self.description = f"the {self.role} in {path}"
+        self.description = f"the {self.role} in {path}" + (
+            f" ({args.precision})" if args.precision != "float32" else "")
         self.max_seconds = None
         self.max_frames = None
         num_speakers = self.config.audio.num_speakers if self.model.multi_speaker else 1
@@ -109,6 +111,10 @@ class _SavedModel:
     def __init__(self, path, args):
         import tensorflow as tf
 
+        if args.precision != "float32":
+            raise ValueError(f"--precision {args.precision} applies to a training directory or "
+                             f"preset; the SavedModel {path} runs in the precision it was "
+                             "exported with (pwavenet export --precision).")
         self._tf = tf
         self._args = args
         self.path = path

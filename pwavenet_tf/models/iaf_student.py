@@ -153,10 +153,13 @@ class IAFStudent(ConditionedModel, keras.Model):
 
     def forward_from_conditioning(self, noise, conditioning, global_conditioning=None):
         """The parallel pass: noise z `[B, T]` -> dict of `audio`, `mu_tot`, `log_s_tot`."""
-        x = noise
+        x = ops.cast(noise, "float32")
         mu_tot = log_s_tot = None
         for flow in self.flows:
             mu, log_s = flow(x, conditioning, global_conditioning)
+            # The running x, mu_tot and log_s_tot stay float32 under mixed precision (the
+            # flows' float32 output projection already gives float32 mu and log_s).
+            mu, log_s = ops.cast(mu, "float32"), ops.cast(log_s, "float32")
             s = ops.exp(log_s)
             x = x * s + mu
             if mu_tot is None:
