@@ -156,6 +156,38 @@ class FixedBatchEvaluator(keras.callbacks.Callback):
         write_json(self.writer.path, self.writer.latest)
 
 
+def build_distiller(config, student, teacher, seed=0, precision="off", perceptual_loss=None,
+                    jit_compile=False):
+    """The compiled `Distiller` of `config.distill` for `student` and the frozen `teacher`
+    (with its discriminator when the config has an adversarial term), its optimizer built.
+    Call it inside the strategy's scope. What `pwavenet distill` and the training
+    benchmark run."""
+    dc = config.distill
+    power = (PowerLoss(fft_sizes=dc.power_fft_sizes, log_floor=dc.power_log_floor)
+             if dc.power_weight > 0 else None)
+    spectral = (MultiResolutionSTFTLoss(dc.spectral_fft_sizes) if dc.spectral_weight > 0
+                else None)
+    policy = dtype_policy(precision_name(precision))
+    discriminator, disc_optimizer = build_discriminator(dc)
+    distiller = Distiller(
+        student, teacher, num_kl_samples=dc.num_kl_samples, kl_weight=dc.kl_weight,
+        power_weight=dc.power_weight, spectral_weight=dc.spectral_weight,
+        perceptual_weight=dc.perceptual_weight if perceptual_loss is not None else 0.0,
+        contrastive_weight=dc.contrastive_weight,
+        contrastive_gamma=dc.contrastive_gamma,
+        power_loss=power, spectral_loss=spectral, perceptual_loss=perceptual_loss,
+        seed=seed, adversarial_weight=dc.adversarial_weight,
+        adversarial_start_step=dc.adversarial_start_step,
+        feature_matching_weight=dc.feature_matching_weight,
+        discriminator=discriminator, discriminator_optimizer=disc_optimizer,
+        # A mixed_float16 distiller gets a LossScaleOptimizer from compile.
+        **({"dtype": policy} if policy else {}),
+    )
+    distiller.compile(optimizer=make_adam(dc), jit_compile=jit_compile)
+    distiller.optimizer.build(student.trainable_variables)
+    return distiller
+
+
 @dataclasses.dataclass
 class DistillTask:
     """Distills the teacher in `teacher_dir` into a student trained in `out_dir`.
@@ -234,33 +266,16 @@ class DistillTask:
                                 out_dir)
         multi = cfg.audio.num_speakers > 1
 
-        power = (PowerLoss(fft_sizes=dc.power_fft_sizes, log_floor=dc.power_log_floor)
-                 if dc.power_weight > 0 else None)
-        spectral = (MultiResolutionSTFTLoss(dc.spectral_fft_sizes) if dc.spectral_weight > 0
-                    else None)
-        policy = dtype_policy(precision)
         with strategy.scope():
             student = build_student(cfg, data.stats, precision)
             perceptual = (self._perceptual_loss(cfg, data, out_dir) if dc.perceptual_weight > 0
                           else None)
-            discriminator, disc_optimizer = build_discriminator(dc)
-            distiller = Distiller(
-                student, teacher, num_kl_samples=dc.num_kl_samples, kl_weight=dc.kl_weight,
-                power_weight=dc.power_weight, spectral_weight=dc.spectral_weight,
-                perceptual_weight=dc.perceptual_weight,
-                contrastive_weight=dc.contrastive_weight,
-                contrastive_gamma=dc.contrastive_gamma,
-                power_loss=power, spectral_loss=spectral, perceptual_loss=perceptual,
-                seed=self.seed, adversarial_weight=dc.adversarial_weight,
-                adversarial_start_step=dc.adversarial_start_step,
-                feature_matching_weight=dc.feature_matching_weight,
-                discriminator=discriminator, discriminator_optimizer=disc_optimizer,
-                # A mixed_float16 distiller gets a LossScaleOptimizer from compile.
-                **({"dtype": policy} if policy else {}),
-            )
-            distiller.compile(optimizer=make_adam(dc), jit_compile=self.jit_compile)
+            distiller = build_distiller(cfg, student, teacher, seed=self.seed,
+                                        precision=precision, perceptual_loss=perceptual,
+                                        jit_compile=self.jit_compile)
             optimizer = distiller.optimizer
-            optimizer.build(student.trainable_variables)
+            discriminator = getattr(distiller, "discriminator", None)
+            disc_optimizer = getattr(distiller, "discriminator_optimizer", None)
         self.log(f"student: {student.count_params():,} parameters, {len(student.flows)} flows "
                  f"{list(cfg.student.flow_layers)}; teacher frozen "
                  f"({teacher.count_params():,} parameters); "
