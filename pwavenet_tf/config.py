@@ -279,6 +279,9 @@ class DistillConfig(_Section):
     discriminator_layers: int = 10  # Parallel WaveGAN discriminator: dilated convs in all
     discriminator_channels: int = 64
     discriminator_learning_rate: float = 1e-4  # its own Adam (clip norm: clip_norm)
+    # Recompute the teacher's passes in the backward pass (tf.recompute_grad) instead of
+    # keeping their activations: less memory per step, one more teacher forward pass.
+    recompute_teacher: bool = False
 
     def __post_init__(self):
         s = self.SECTION

@@ -34,8 +34,26 @@ def teacher_log_density(teacher, params, x):
     return teacher.distribution(params).log_density(x)
 
 
+def teacher_params(teacher, x, conditioning, global_conditioning, recompute=False):
+    """The teacher's teacher-forced `[B, T, 3K]` parameters on `x`.
+
+    `recompute=True` runs the pass under `tf.recompute_grad`: its activations are not kept
+    for the backward pass but recomputed there (one more forward pass of the teacher),
+    which trades compute for memory; the values and gradients are the same.
+    """
+    if not recompute:
+        return teacher.params_from_conditioning(x, conditioning, global_conditioning)
+    import tensorflow as tf
+
+    if global_conditioning is None:
+        return tf.recompute_grad(
+            lambda a, c: teacher.params_from_conditioning(a, c, None))(x, conditioning)
+    return tf.recompute_grad(teacher.params_from_conditioning)(x, conditioning,
+                                                               global_conditioning)
+
+
 def kl_terms(teacher, student_out, conditioning, global_conditioning, num_samples, seed=None,
-             noise=None):
+             noise=None, recompute_teacher=False):
     """Per-timestep cross-entropy, entropy and KL, each `[batch, time]` (nats).
 
     1. `student_out` holds one student sample x with its per-timestep Logistic(mu_tot,
@@ -49,11 +67,14 @@ def kl_terms(teacher, student_out, conditioning, global_conditioning, num_sample
     `stateless_noise`) or drawn from `seed` (an int or a `keras.random.SeedGenerator`).
     Gradients reach the student through the reparameterised draws (mu_tot, s_tot) and
     through x_<t into the teacher's input. Nothing is rounded or cast to integers.
+    `recompute_teacher`: recompute the teacher's pass in the backward pass instead of
+    keeping its activations (`teacher_params`).
     """
     x = student_out["audio"]
     mu = student_out["mu_tot"]
     log_s = student_out["log_s_tot"]
-    params = teacher.params_from_conditioning(x, conditioning, global_conditioning)
+    params = teacher_params(teacher, x, conditioning, global_conditioning,
+                            recompute=recompute_teacher)
     if noise is None:
         shape = ops.shape(x)
         noise = logistic_noise((num_samples, shape[0], shape[1]), seed)

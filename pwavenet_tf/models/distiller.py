@@ -66,6 +66,10 @@ class Distiller(DistributedBuildMixin, keras.Model):
             (required when adversarial_weight > 0).
         discriminator_optimizer: its optimizer, built on its trainable variables before a
             checkpoint is restored (required when adversarial_weight > 0).
+        recompute_teacher: run the teacher's passes on the student's sample under
+            `tf.recompute_grad` (their activations are recomputed in the backward pass
+            instead of kept: less memory, one more teacher forward pass per term; the same
+            loss and gradients). See BENCHMARKS.md for the measured saving.
     """
 
     def __init__(
@@ -88,6 +92,7 @@ class Distiller(DistributedBuildMixin, keras.Model):
         feature_matching_weight=0.0,
         discriminator=None,
         discriminator_optimizer=None,
+        recompute_teacher=False,
         **kwargs,
     ):
         super().__init__(**kwargs)
@@ -146,6 +151,7 @@ class Distiller(DistributedBuildMixin, keras.Model):
         if perceptual_loss is not None:
             perceptual_loss.classifier.trainable = False
         self.seed = int(seed)
+        self.recompute_teacher = bool(recompute_teacher)
         self.adversarial_weight = float(adversarial_weight)
         self.adversarial_start_step = int(adversarial_start_step)
         self.feature_matching_weight = float(feature_matching_weight)
@@ -231,7 +237,8 @@ class Distiller(DistributedBuildMixin, keras.Model):
         terms = {
             k: ops.mean(v)
             for k, v in kl_terms(self.teacher, student_out, conditioning, global_cond,
-                                 self.num_kl_samples, noise=noise).items()
+                                 self.num_kl_samples, noise=noise,
+                                 recompute_teacher=self.recompute_teacher).items()
         }
         real = inputs["audio"]
         if self.power_weight > 0:
@@ -248,7 +255,8 @@ class Distiller(DistributedBuildMixin, keras.Model):
             other = ops.roll(conditioning, shift=1, axis=0)
             other_global = None if global_cond is None else ops.roll(global_cond, 1, axis=0)
             mismatched = kl_terms(self.teacher, student_out, other, other_global,
-                                  self.num_kl_samples, noise=noise)
+                                  self.num_kl_samples, noise=noise,
+                                  recompute_teacher=self.recompute_teacher)
             terms["kl_mismatched"] = ops.mean(mismatched["kl"])
             terms["contrastive"] = terms["kl"] - self.contrastive_gamma * terms["kl_mismatched"]
         return terms

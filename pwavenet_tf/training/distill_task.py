@@ -180,6 +180,7 @@ def build_distiller(config, student, teacher, seed=0, precision="off", perceptua
         adversarial_start_step=dc.adversarial_start_step,
         feature_matching_weight=dc.feature_matching_weight,
         discriminator=discriminator, discriminator_optimizer=disc_optimizer,
+        recompute_teacher=dc.recompute_teacher,
         # A mixed_float16 distiller gets a LossScaleOptimizer from compile.
         **({"dtype": policy} if policy else {}),
     )
