@@ -103,10 +103,11 @@ def benchmark_training(config, stage="teacher", batch=None, window=None, steps=5
                        log=print):
     """Measures `steps` training steps of `stage` at the config's shape (or `batch` x
     `window`); returns a JSON-able dict (see the module docstring)."""
-    from pwavenet_tf.training.precision import precision_name
+    from pwavenet_tf.training.precision import check_xla_precision, precision_name
 
     _check(stage, steps, warmup)
     precision = precision_name(precision)
+    check_xla_precision(precision, jit_compile)
     section = config.teacher_training if stage == "teacher" else config.distill
     batch = int(batch or section.batch_size)
     hop = config.audio.hop_length

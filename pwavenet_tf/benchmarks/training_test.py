@@ -59,3 +59,18 @@ def test_bench_command_train_phase(tmp_path, capsys):
     assert "| teacher | off | graph | 1 x 512 |" in printed
     (r,) = json.loads(out.read_text())
     assert r["stage"] == "teacher" and r["matmul_peak_gflops"] is None
+
+
+def test_bfloat16_with_xla_on_a_cpu_is_refused_in_one_line(config, tmp_path, capsys):
+    """XLA's CPU backend has no bfloat16 dot: refused before any work, for both commands."""
+    from pwavenet_tf.cli import main
+
+    with pytest.raises(ValueError, match="needs a GPU or TPU: XLA on the CPU has no bfloat16"):
+        training.benchmark_training(config, "teacher", precision="bfloat16", jit_compile=True,
+                                    matmul_sizes=())
+    assert main(["train-teacher", "--config", "tiny", "--data", str(tmp_path), "--out",
+                 str(tmp_path / "t"), "--steps", "1", "--jit-compile", "--mixed-precision",
+                 "bfloat16", "--quiet"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "needs a GPU or TPU" in err[0], err
+    assert not (tmp_path / "t").exists()

@@ -35,3 +35,18 @@ def dtype_policy(value):
 def inner_optimizer(optimizer):
     """The optimizer that holds the slots (unwraps a `LossScaleOptimizer`)."""
     return getattr(optimizer, "inner_optimizer", optimizer)
+
+
+def check_xla_precision(precision, jit_compile):
+    """Refuses bfloat16 with XLA where XLA would fail: its CPU backend has no bfloat16
+    matrix product ("unsupported operand type BF16 in op dot" at the first step)."""
+    if not jit_compile or precision_name(precision) != "bfloat16":
+        return
+    import tensorflow as tf
+
+    if tf.config.list_physical_devices("GPU") or tf.config.list_logical_devices("TPU"):
+        return
+    raise ValueError(
+        "--jit-compile with --mixed-precision bfloat16 needs a GPU or TPU: XLA on the CPU "
+        "has no bfloat16 matrix product. Drop --jit-compile (on this CPU graph mode is "
+        "faster anyway) or train in float32.")

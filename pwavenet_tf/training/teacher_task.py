@@ -19,7 +19,7 @@ from pwavenet_tf.training.checkpointing import (
 )
 from pwavenet_tf.training.corpus_data import load_corpus_data
 from pwavenet_tf.training.optimizers import apply_configured_learning_rate, make_adam
-from pwavenet_tf.training.precision import dtype_policy, precision_name
+from pwavenet_tf.training.precision import check_xla_precision, dtype_policy, precision_name
 from pwavenet_tf.training.strategy import (
     make_strategy,
     output_dir,
@@ -136,6 +136,7 @@ class TeacherTask:
         check_step_memory(cfg, "teacher_training", strategy.num_replicas_in_sync,
                           self.mixed_precision)
         precision = precision_name(self.mixed_precision)
+        check_xla_precision(precision, self.jit_compile)
         prepare_model_dir(out_dir, cfg, compare_sections=("audio", "teacher"),
                           role="teacher")
         keras.utils.set_random_seed(self.seed)
