@@ -91,23 +91,13 @@ class ConditioningUpsampler(keras.layers.Layer):
         half width); the same number before it."""
         return self.pre_kernel_size // 2
 
-    def stream_initial_state(self, batch_size, feature_dim, dtype="float32"):
-        """The frame context of a stream before its first frame: `look_ahead_frames` zero
-        frames `[batch, half, dim]` (the zero padding of the "same" pre-convolution)."""
-        return ops.zeros((batch_size, self.look_ahead_frames, feature_dim), dtype=dtype)
-
-    def stream_ready_frames(self, context_frames):
-        """How many frames `stream` conditions from a context of `context_frames` frames
-        (context, pending and new frames together): those whose look-ahead is there."""
-        return max(0, context_frames - 2 * self.look_ahead_frames)
-
     def stream(self, frames):
         """Conditioning of the middle frames of `frames` `[batch, n, dim]` (n > 2 * half):
         `[batch, (n - 2 * half) * hop, channels]`, for the frames `half .. n - half - 1`,
         equal to what `call` gives for them on the whole sequence when `frames` holds
         their true neighbours (zeros beyond the ends). The caller keeps the last
         `2 * half` frames as the context of the next chunk and, at the end, appends `half`
-        zero frames (see `StreamingVocoder`)."""
+        zero frames (see `student_synthesis.stream_step`)."""
         dtype = self.compute_dtype  # called directly: cast the variables as `__call__` would
         h = ops.conv(ops.cast(frames, dtype), ops.cast(self.pre_conv.kernel, dtype), strides=1,
                      padding="valid")

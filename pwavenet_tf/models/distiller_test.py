@@ -18,9 +18,8 @@ from pwavenet_tf.training.teacher_task import build_teacher
 LENGTH = 1024  # 4 frames of hop 256
 
 
-@pytest.fixture(scope="module")
-def pair():
-    config = load_config("tiny")
+def _perturbed_pair(config):
+    """`(teacher, student)` of `config`, seeded, every teacher weight perturbed."""
     tf.keras.utils.set_random_seed(0)
     teacher = build_teacher(config)
     student = build_student(config)
@@ -28,7 +27,13 @@ def pair():
     # Zero-initialised output layers would make p_T independent of x: perturb every weight.
     for w in teacher.weights:
         w.assign(np.asarray(w) + rng.normal(0.0, 0.1, size=w.shape).astype("float32"))
-    return config, teacher, student
+    return teacher, student
+
+
+@pytest.fixture(scope="module")
+def pair():
+    config = load_config("tiny")
+    return (config, *_perturbed_pair(config))
 
 
 def _batch(seed=0, batch=2):
@@ -170,12 +175,7 @@ def test_recompute_teacher_gives_the_same_loss_and_gradients(pair, speakers):
     config = pair[0]
     if speakers > 1:
         config = config.override(audio={"num_speakers": speakers})
-    tf.keras.utils.set_random_seed(0)
-    teacher = build_teacher(config)
-    student = build_student(config)
-    rng = np.random.default_rng(0)
-    for w in teacher.weights:
-        w.assign(np.asarray(w) + rng.normal(0.0, 0.1, size=w.shape).astype("float32"))
+    teacher, student = _perturbed_pair(config)
     batch = _batch()
     if speakers > 1:
         batch["speaker_id"] = tf.constant([0, 1], tf.int32)
