@@ -262,6 +262,12 @@ class DistillConfig(_Section):
     power_log_floor: Optional[float] = None
     spectral_weight: float = 0.0
     spectral_fft_sizes: tuple[int, ...] = (1024, 512, 256, 128)
+    # Long-term average spectrum of student vs real audio in the log domain (a log-floor
+    # power loss at one fine FFT size): catches a DC offset and stationary tones in quiet
+    # bands, which the linear power loss weighs by their (small) energy. Off with 0.
+    ltas_weight: float = 0.0
+    ltas_fft_size: int = 2048
+    ltas_floor: float = 1e-9
     perceptual_weight: float = 0.0
     perceptual_style_weight: float = 1.0
     perceptual_feature_weight: float = 0.0
@@ -289,13 +295,18 @@ class DistillConfig(_Section):
         _check(e is None or 0 < e < 1, s, "ema_decay", e, "must be in (0, 1) or null")
         _check_optimisation(self, ("num_kl_samples", "perceptual_classes",
                                    "perceptual_classifier_steps"))
-        for k in ("kl_weight", "power_weight", "spectral_weight", "perceptual_weight", "perceptual_style_weight",
+        for k in ("kl_weight", "power_weight", "spectral_weight", "ltas_weight",
+                  "perceptual_weight", "perceptual_style_weight",
                   "perceptual_feature_weight", "contrastive_weight", "contrastive_gamma"):
             _check(getattr(self, k) >= 0, s, k, getattr(self, k), "must be >= 0")
         _check(len(self.power_fft_sizes) > 0 and all(n >= 16 for n in self.power_fft_sizes), s,
                "power_fft_sizes", self.power_fft_sizes, "must be a list of sizes >= 16")
         plf = self.power_log_floor
         _check(plf is None or plf > 0, s, "power_log_floor", plf, "must be > 0 or null")
+        _check(self.ltas_fft_size >= 16, s, "ltas_fft_size", self.ltas_fft_size,
+               "must be an FFT size >= 16")
+        _check(math.isfinite(self.ltas_floor) and self.ltas_floor > 0, s, "ltas_floor",
+               self.ltas_floor, "must be a finite number > 0")
         _check(len(self.spectral_fft_sizes) > 0 and all(n >= 16 for n in self.spectral_fft_sizes),
                s, "spectral_fft_sizes", self.spectral_fft_sizes, "must be a list of sizes >= 16")
         for k in ("adversarial_weight", "feature_matching_weight", "adversarial_start_step"):

@@ -22,6 +22,11 @@ class Distiller(DistributedBuildMixin, keras.Model):
       real audio y for the same conditioning (stops the student from whispering);
     - `spectral_weight * MultiResolutionSTFTLoss(x, y)`: frame-level spectral match (not in
       the paper; off by default; speeds up small-budget distillation);
+    - `ltas_weight * ltas_loss(x, y)`: the long-term average spectra compared in the log
+      domain at a fine resolution (a log-floor `PowerLoss`, e.g. one 2,048-point FFT).
+      Beyond the paper: the linear power loss weighs every bin by its energy, so a DC
+      offset or a stationary tone in the quiet parts of the spectrum (the upsampler's
+      frame-rate harmonics) costs it almost nothing; in the log domain each bin counts;
     - `perceptual_weight * PerceptualLoss(x, y)`: Gram-matrix style (and optionally
       feature) distance of a phone classifier's features;
     - `contrastive_weight * (KL(c1) - gamma * KL(c2))`, c2 the conditioning of another
@@ -55,6 +60,8 @@ class Distiller(DistributedBuildMixin, keras.Model):
         contrastive_gamma: gamma of the contrastive term.
         power_loss: a `PowerLoss` (required when power_weight > 0).
         spectral_loss: a `MultiResolutionSTFTLoss` (required when spectral_weight > 0).
+        ltas_weight, ltas_loss: weight and loss (a log-floor `PowerLoss`) of the long-term
+            spectrum term (required together).
         perceptual_loss: a `PerceptualLoss` (required when perceptual_weight > 0).
         seed: seed of the noise and Monte Carlo draws. In training every draw is keyed to
             (seed, step, example) (`losses.stateless_noise`), so a resumed run repeats an
@@ -93,6 +100,8 @@ class Distiller(DistributedBuildMixin, keras.Model):
         discriminator=None,
         discriminator_optimizer=None,
         recompute_teacher=False,
+        ltas_weight=0.0,
+        ltas_loss=None,
         **kwargs,
     ):
         super().__init__(**kwargs)
@@ -119,6 +128,10 @@ class Distiller(DistributedBuildMixin, keras.Model):
             raise ValueError("power_weight > 0 needs a `power_loss`.")
         if spectral_weight > 0 and spectral_loss is None:
             raise ValueError("spectral_weight > 0 needs a `spectral_loss`.")
+        if not ltas_weight >= 0:
+            raise ValueError(f"`ltas_weight` must be >= 0. Received: ltas_weight={ltas_weight!r}")
+        if ltas_weight > 0 and ltas_loss is None:
+            raise ValueError("ltas_weight > 0 needs an `ltas_loss`.")
         if perceptual_weight > 0 and perceptual_loss is None:
             raise ValueError("perceptual_weight > 0 needs a `perceptual_loss`.")
         check_teacher_density(teacher.output_distribution)
@@ -147,6 +160,8 @@ class Distiller(DistributedBuildMixin, keras.Model):
         self.contrastive_gamma = contrastive_gamma
         self.power_loss = power_loss
         self.spectral_loss = spectral_loss
+        self.ltas_weight = float(ltas_weight)
+        self.ltas_loss = ltas_loss
         self.perceptual_loss = perceptual_loss
         if perceptual_loss is not None:
             perceptual_loss.classifier.trainable = False
@@ -175,6 +190,8 @@ class Distiller(DistributedBuildMixin, keras.Model):
             terms.append("power")
         if self.spectral_weight > 0:
             terms.append("spectral")
+        if self.ltas_weight > 0:
+            terms.append("ltas")
         if self.perceptual_weight > 0:
             terms += ["perceptual", "perceptual_style", "perceptual_feature"]
         if self.contrastive_weight > 0:
@@ -245,6 +262,8 @@ class Distiller(DistributedBuildMixin, keras.Model):
             terms["power"] = self.power_loss(student_out["audio"], real)
         if self.spectral_weight > 0:
             terms["spectral"] = self.spectral_loss(student_out["audio"], real)
+        if self.ltas_weight > 0:
+            terms["ltas"] = self.ltas_loss(student_out["audio"], real)
         if self.perceptual_weight > 0:
             p = self.perceptual_loss(student_out["audio"], real)
             terms["perceptual"] = p["total"]
@@ -267,6 +286,8 @@ class Distiller(DistributedBuildMixin, keras.Model):
             loss = loss + self.power_weight * terms["power"]
         if self.spectral_weight > 0:
             loss = loss + self.spectral_weight * terms["spectral"]
+        if self.ltas_weight > 0:
+            loss = loss + self.ltas_weight * terms["ltas"]
         if self.perceptual_weight > 0:
             loss = loss + self.perceptual_weight * terms["perceptual"]
         if self.contrastive_weight > 0:

@@ -167,6 +167,33 @@ def test_a_power_loss_term_pulls_the_gradient(pair):
                                float(d0.total_loss(t0)) + 2.5 * float(t1["power"]), rtol=1e-6)
 
 
+def test_the_long_term_spectrum_term_adds_its_weight_and_pulls_a_dc_offset_down(pair):
+    """`ltas` is a separate weighted term, and its gradient w.r.t. a DC offset of the
+    student's sample is positive (lowering the offset lowers the loss), large enough to
+    matter where the paper's linear power loss barely sees the offset."""
+    _, teacher, student = pair
+    ltas = PowerLoss(fft_sizes=(512,), log_floor=1e-9)
+    d0 = Distiller(student, teacher, num_kl_samples=4)
+    d1 = Distiller(student, teacher, num_kl_samples=4, ltas_weight=3.0, ltas_loss=ltas)
+    assert "ltas" in d1._active_terms() and "ltas" not in d0._active_terms()
+    batch = _batch()
+    out = d0(batch, noise_seed=3)
+    t0, t1 = d0.loss_terms(batch, out, kl_seed=4), d1.loss_terms(batch, out, kl_seed=4)
+    np.testing.assert_allclose(float(d1.total_loss(t1)),
+                               float(d0.total_loss(t0)) + 3.0 * float(t1["ltas"]), rtol=1e-6)
+    real = batch["audio"]
+    offset = tf.Variable(0.01)
+    with tf.GradientTape(persistent=True) as tape:
+        x = real + offset
+        log_term = ltas(x, real)
+        linear_term = PowerLoss(fft_sizes=(512,))(x, real)
+    g_log, g_lin = float(tape.gradient(log_term, offset)), float(tape.gradient(linear_term, offset))
+    assert g_log > 0 and g_lin >= 0
+    assert g_log > 10 * g_lin  # measured: 16.9 vs 0.46
+    with pytest.raises(ValueError, match="ltas_weight > 0 needs"):
+        Distiller(student, teacher, ltas_weight=1.0)
+
+
 @pytest.mark.parametrize("speakers", [1, 2])
 def test_recompute_teacher_gives_the_same_loss_and_gradients(pair, speakers):
     """`recompute_teacher` (tf.recompute_grad around the teacher's passes) changes memory,

@@ -167,6 +167,8 @@ def build_distiller(config, student, teacher, seed=0, precision="off", perceptua
              if dc.power_weight > 0 else None)
     spectral = (MultiResolutionSTFTLoss(dc.spectral_fft_sizes) if dc.spectral_weight > 0
                 else None)
+    ltas = (PowerLoss(fft_sizes=(dc.ltas_fft_size,), log_floor=dc.ltas_floor)
+            if dc.ltas_weight > 0 else None)
     policy = dtype_policy(precision_name(precision))
     discriminator, disc_optimizer = build_discriminator(dc)
     distiller = Distiller(
@@ -181,6 +183,7 @@ def build_distiller(config, student, teacher, seed=0, precision="off", perceptua
         feature_matching_weight=dc.feature_matching_weight,
         discriminator=discriminator, discriminator_optimizer=disc_optimizer,
         recompute_teacher=dc.recompute_teacher,
+        ltas_weight=dc.ltas_weight, ltas_loss=ltas,
         # A mixed_float16 distiller gets a LossScaleOptimizer from compile.
         **({"dtype": policy} if policy else {}),
     )

@@ -26,6 +26,7 @@ WEIGHTED_TERMS = {
     "kl": "kl_weight",
     "power": "power_weight",
     "spectral": "spectral_weight",
+    "ltas": "ltas_weight",
     "perceptual": "perceptual_weight",
     "contrastive": "contrastive_weight",
     # GAN-augmented distillation (measured also before `adversarial_start_step`).
