@@ -14,7 +14,9 @@ always; generation speed.
 --model is a student directory (its teacher is found through the `teacher_dir` recorded
 at distillation, or given with --teacher) or a teacher directory. The teacher generates
 one sample at a time, so it resynthesizes only the first --teacher-seconds of each clip
-(0: not at all); the student resynthesizes whole clips.
+(0: not at all; at least a clip's length: the whole clip, then scored like the student);
+the student resynthesizes whole clips. Stationary lines (a DC offset, narrow tones in the
+long-term spectrum that the real clips lack) are reported per vocoder, averaged over clips.
 
 Writes to --report: report.md (tables), report.json (every figure), wavs/ (the
 resynthesized clips, 16-bit) and plots/<clip>.png (log-mel spectrograms of real, teacher,
@@ -39,7 +41,8 @@ def add_arguments(p):
     p.add_argument("--max-clips", type=int, default=None, help="evaluate only the first N clips")
     p.add_argument("--teacher-seconds", type=float, default=1.0,
                    help="teacher resynthesis of the first N seconds of each clip (default 1.0; "
-                        "0 skips it)")
+                        "0 skips it; a clip's length or more: the whole clip, scored like "
+                        "the student)")
     p.add_argument("--griffin-lim-iters", type=int, default=32,
                    help="Griffin-Lim iterations of the reference (default 32)")
     p.add_argument("--mcd-coefficients", type=common.positive_int, default=24,

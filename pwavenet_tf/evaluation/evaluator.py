@@ -31,11 +31,14 @@ from pwavenet_tf.evaluation import asr as A
 from pwavenet_tf.evaluation import metrics as M
 from pwavenet_tf.evaluation import report as R
 from pwavenet_tf.evaluation.dnsmos import DNSMOS, unavailable_reason
+from pwavenet_tf.evaluation.stationary_lines import stationary_lines
 from pwavenet_tf.inference import load_model
 from pwavenet_tf.models.student_generator import StudentGenerator
 from pwavenet_tf.models.teacher_generator import TeacherGenerator
 from pwavenet_tf.training.distill_task import read_teacher_dir
 from pwavenet_tf.training.teacher_task import load_teacher
+
+LINE_FFT_SIZE = 4096  # LTAS resolution of the stationary-line figures (5.4 Hz at 22,050 Hz)
 
 __all__ = ["evaluate_model", "teacher_nll_bits"]
 
@@ -170,9 +173,8 @@ def evaluate_model(model_dir, data_dir, out_dir, teacher_dir=None, max_clips=Non
         else:
             recognizer = A.SpeechRecognizer.create()
             if teacher is not None and teacher_seconds > 0:
-                notes.append("The teacher's span is too short for a word error rate; the "
-                             "speech recognizer scores the real, student and Griffin-Lim "
-                             "audio of whole clips.")
+                notes.append("The speech recognizer scores whole clips only: the teacher's "
+                             "audio where its span (--teacher-seconds) covers the clip.")
     else:
         notes.append("Word error rates skipped (--no-asr).")
     transcripts = read_transcripts(data_dir) if recognizer is not None else {}
@@ -209,6 +211,7 @@ def evaluate_model(model_dir, data_dir, out_dir, teacher_dir=None, max_clips=Non
         teacher_forward = tf.function(lambda inputs: teacher(inputs), reduce_retracing=True)
 
     clips = []
+    line_pairs = {}  # source -> [(resynthesis, real)] of the clips long enough for the LTAS
     for i, utt in enumerate(utts):
         audio, feats = load_utterance(utt, audio_cfg, mel_layer=mel_layer)
         frames = feats.shape[0]
@@ -248,10 +251,15 @@ def evaluate_model(model_dir, data_dir, out_dir, teacher_dir=None, max_clips=Non
             wavs[src] = os.path.join("wavs", f"{name}_{src}.wav")
             write_wav(os.path.join(out_dir, wavs[src]), out, sr)
         clip["wavs"] = wavs
+        for src, out in resynth.items():
+            if len(out) >= LINE_FFT_SIZE:
+                line_pairs.setdefault(src, []).append((out, audio[:len(out)]))
 
-        # Whole-clip metrics (the teacher only has its span).
+        # Whole-clip metrics; the teacher's only when its span is the whole clip
+        # (`--teacher-seconds` at least the clip's length).
+        whole = {src: out for src, out in resynth.items() if len(out) == len(audio)}
         clip["whole"] = {src: M.compare(audio, out, mel_layer, mcd_coefficients)
-                         for src, out in resynth.items() if src != "teacher"}
+                         for src, out in whole.items()}
         if "teacher" in resynth:
             n = len(resynth["teacher"])
             clip["teacher_span"] = {"seconds": n / sr}
@@ -266,9 +274,7 @@ def evaluate_model(model_dir, data_dir, out_dir, teacher_dir=None, max_clips=Non
             clip["dnsmos"] = scores
 
         if recognizer is not None:
-            clip["asr"] = A.score_clip(
-                recognizer, audio, {k: v for k, v in resynth.items() if k != "teacher"}, sr,
-                transcripts.get(utt.id))
+            clip["asr"] = A.score_clip(recognizer, audio, whole, sr, transcripts.get(utt.id))
 
         if plots:
             real_mel = M.log_mel(audio, mel_layer)
@@ -305,6 +311,11 @@ def evaluate_model(model_dir, data_dir, out_dir, teacher_dir=None, max_clips=Non
                      "dnsmos": scorer is not None, "asr": recognizer is not None},
         "notes": notes,
         "clips": clips,
+        # Averaged over clips (a single clip's narrow excess is noisy): see stationary_lines.
+        "stationary_lines": {
+            src: stationary_lines(pairs, sr, fft_size=LINE_FFT_SIZE,
+                                  max_hz=min(audio_cfg.fmax or sr / 2, sr / 2))
+            for src, pairs in line_pairs.items()},
     }
     R.write_report(report, out_dir)
     report["average"] = R.average(clips)

@@ -87,6 +87,30 @@ def test_evaluate_model_figures(teacher_dir, clip_dir, tmp_path):
             clip["teacher_nll_bits_per_sample"])
 
 
+def test_a_teacher_span_covering_the_clip_is_scored_like_the_other_vocoders(
+        teacher_dir, clip_dir, tmp_path):
+    """With --teacher-seconds past the clip's end the teacher's resynthesis is a whole
+    clip: it gets whole-clip figures, and every vocoder gets stationary-line figures."""
+    out = str(tmp_path / "report")
+    report = evaluate_model(teacher_dir, clip_dir, out, teacher_seconds=1.0, griffin_lim_iters=2,
+                            dnsmos=False, asr=False, plots=False, log=lambda *a: None)
+    _, config, audio, _ = _clip(teacher_dir, clip_dir)
+    (clip,) = report["clips"]
+    teacher_audio = read_audio(os.path.join(out, clip["wavs"]["teacher"]), sample_rate=SR)
+    assert len(teacher_audio) == len(audio)
+    mel = make_log_mel(config.audio)
+    # The WAV is 16-bit: compare with a tolerance of its quantisation.
+    assert clip["whole"]["teacher"]["log_mel_l1"] == pytest.approx(
+        M.compare(audio, teacher_audio, mel)["log_mel_l1"], rel=1e-2)
+    lines = report["stationary_lines"]
+    assert set(lines) == {"teacher", "griffin_lim"}
+    gl = read_audio(os.path.join(out, clip["wavs"]["griffin_lim"]), sample_rate=SR)
+    assert lines["griffin_lim"]["dc_offset"] == pytest.approx(float(np.mean(gl)), abs=1e-4)
+    with open(os.path.join(out, "report.md")) as f:
+        md = f.read()
+    assert "## Stationary lines" in md and "Teacher L1" in md
+
+
 def test_evaluate_model_rejects_bad_settings(teacher_dir, clip_dir, tmp_path):
     with pytest.raises(ValueError, match="--max-clips must be >= 1"):
         evaluate_model(teacher_dir, clip_dir, str(tmp_path), max_clips=0)

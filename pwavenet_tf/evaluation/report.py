@@ -136,8 +136,16 @@ def render_markdown(report):
     header = ["Clip", "Seconds", "Teacher NLL (bits)", "Student L1", "Student MCD (dB)",
               "Griffin-Lim L1", "Griffin-Lim MCD (dB)", "Student samples/s"]
 
+    # The teacher has whole-clip figures only when its span covered every clip.
+    whole_teacher = all(_get(c, ("whole", "teacher")) for c in clips)
+    if whole_teacher:
+        header[3:3] = ["Teacher L1", "Teacher MCD (dB)"]
+
     def whole_row(name, c):
-        return [name, _fmt(c.get("seconds"), 2), _fmt(c.get("teacher_nll_bits_per_sample")),
+        teacher = ([_fmt(_get(c, ("whole", "teacher", "log_mel_l1"))),
+                    _fmt(_get(c, ("whole", "teacher", "mcd_db")), 2)] if whole_teacher else [])
+        return [name, _fmt(c.get("seconds"), 2), _fmt(c.get("teacher_nll_bits_per_sample"))
+                ] + teacher + [
                 _fmt(_get(c, ("whole", "student", "log_mel_l1"))),
                 _fmt(_get(c, ("whole", "student", "mcd_db")), 2),
                 _fmt(_get(c, ("whole", "griffin_lim", "log_mel_l1"))),
@@ -191,12 +199,27 @@ def render_markdown(report):
                   "Recognized text"]
         rows = []
         for name, c in [(f"`{c['id']}`", c) for c in clips] + [("**mean**", avg)]:
-            for src in ("real", "student", "griffin_lim"):
+            for src in ("real", "teacher", "student", "griffin_lim"):
                 d = _get(c, ("asr", src))
                 if d:
                     rows.append([name, SOURCE_TITLES[src], _fmt(d.get("wer"), 2),
                                  _fmt(d.get("wer_vs_real_asr"), 2),
                                  _table_text(d.get("text"))])
+        lines += [_table(header, rows), ""]
+
+    if report.get("stationary_lines"):
+        lines += ["## Stationary lines", "",
+                  "Long-term average spectra (4,096-point Welch) of each resynthesis against "
+                  "its real clip: the strongest narrow line rising above the resynthesis's "
+                  "own broadband mismatch, averaged over the clips (a tone the vocoder adds to "
+                  "every clip; Griffin-Lim's chance peaks average to about 5 dB), the mean "
+                  "excess below 20 Hz (a DC offset or drift) and the mean sample value. Real "
+                  "speech has none of these.", ""]
+        header = ["Audio", "Strongest line (dB)", "at (Hz)", "Below 20 Hz (dB)",
+                  "Mean sample"]
+        rows = [[SOURCE_TITLES[src], _fmt(d["line_db"], 1), _fmt(d["line_hz"], 1),
+                 _fmt(d["low_band_excess_db"], 1), _fmt(d["dc_offset"], 4)]
+                for src, d in report["stationary_lines"].items()]
         lines += [_table(header, rows), ""]
 
     lines += ["## Generation speed", "",
