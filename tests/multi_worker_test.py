@@ -37,26 +37,30 @@ def config_path(tmp_path_factory):
     return str(path)
 
 
-def _start(command, ports, extra):
+def _start_workers(argv, ports):
+    """`argv` in one process per port, worker `i` of a `TF_CONFIG` cluster on 127.0.0.1."""
     procs = []
-    for index in range(2):
+    for index in range(len(ports)):
         env = dict(os.environ, TF_CONFIG=json.dumps({
             "cluster": {"worker": [f"127.0.0.1:{p}" for p in ports]},
             "task": {"type": "worker", "index": index}}))
-        procs.append(subprocess.Popen(
-            [sys.executable, "-m", "pwavenet_tf.cli", command, "--strategy", "multi_worker",
-             "--quiet", *extra], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-            text=True))
+        procs.append(subprocess.Popen(argv, env=env, stdout=subprocess.PIPE,
+                                      stderr=subprocess.PIPE, text=True))
     return procs
 
 
+def _start(command, ports, extra):
+    return _start_workers([sys.executable, "-m", "pwavenet_tf.cli", command, "--strategy",
+                           "multi_worker", "--quiet", *extra], ports)
+
+
 def _finish(procs, timeout=600):
-    outs = []
-    for proc in procs:
-        out, err = proc.communicate(timeout=timeout)
-        assert proc.returncode == 0, err[-3000:]
-        outs.append(out)
-    return outs
+    results = [proc.communicate(timeout=timeout) for proc in procs]
+    # Every worker's error: the first failure is often another worker's "heartbeat timeout".
+    assert all(p.returncode == 0 for p in procs), "\n".join(
+        f"--- worker {i} exit {p.returncode}:\n{err[-3000:]}"
+        for i, (p, (_, err)) in enumerate(zip(procs, results)) if p.returncode)
+    return [out for out, _ in results]
 
 
 def _fingerprints(outs):

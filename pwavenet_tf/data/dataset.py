@@ -38,6 +38,7 @@ __all__ = [
     "load_utterance",
     "make_dataset",
     "random_window",
+    "with_data_sharding",
 ]
 
 
@@ -265,6 +266,23 @@ def make_dataset(
         deterministic=True,
     )
     return ds.prefetch(tf.data.AUTOTUNE)
+
+
+def with_data_sharding(ds: tf.data.Dataset) -> tf.data.Dataset:
+    """`ds` with `AutoShardPolicy.DATA`: how it is split over workers (`data/shard_dataset.py`).
+
+    Under `MultiWorkerMirroredStrategy`, Keras' `fit` distributes the dataset with the
+    default `AUTO` policy, which finds the shard stream's `flat_map` over epochs and shards
+    it as if its input were file names: worker 0 read the even epochs, worker 1 the odd
+    ones, each in full, so the workers' batches were not the halves of the one-process global batch
+    and a resumed run (`start_step`) restarted the workers at other examples. With `DATA`
+    every worker runs the same global stream and keeps its replicas' slices of each batch
+    (for the in-memory `make_dataset` stream, `AUTO` already fell back to `DATA`; it is
+    now explicit for both).
+    """
+    options = tf.data.Options()
+    options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
+    return ds.with_options(options)
 
 
 def compute_stats_for(

@@ -14,6 +14,13 @@ the memory of a shuffle buffer, without its dependence on TensorFlow's global se
 `start_step=s` starts at example `s * batch_size` (the records before it are read and
 skipped, not decoded into batches), so a resumed run sees exactly the batches an
 uninterrupted run sees at those steps.
+
+Over several workers (`MultiWorkerMirroredStrategy`) the dataset is split by DATA, not by
+file (`with_data_sharding`): every worker reads the same global stream and keeps its own
+replicas' slices of each global batch, so W workers train on exactly the batches one
+process would (and resume exactly), and no shard-count / worker-count constraint applies.
+The cost: each worker reads and crops every record (W times the input work of one reader),
+which is small next to a training step at these window sizes.
 """
 
 from __future__ import annotations
@@ -25,7 +32,7 @@ import numpy as np
 import tensorflow as tf
 
 from pwavenet_tf.data.corpus import Utterance
-from pwavenet_tf.data.dataset import _check_positive, _check_window
+from pwavenet_tf.data.dataset import _check_positive, _check_window, with_data_sharding
 from pwavenet_tf.data.shard_writer import ShardError, load_shard_manifest
 
 _SPEC = {
@@ -172,7 +179,7 @@ class ShardCorpus:
             return x, a
 
         ds = ds.map(to_inputs, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
-        return ds.prefetch(tf.data.AUTOTUNE)
+        return with_data_sharding(ds.prefetch(tf.data.AUTOTUNE))
 
     def examples(self, split):
         """`[(Utterance, audio [F*hop], features [F, D])]` of a split, read into memory.

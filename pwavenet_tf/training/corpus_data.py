@@ -9,7 +9,7 @@ from pwavenet_tf.audio.feature_stats import (
     save_feature_stats,
 )
 from pwavenet_tf.data.corpus import list_corpus, split_corpus
-from pwavenet_tf.data.dataset import UtteranceCache, make_dataset
+from pwavenet_tf.data.dataset import UtteranceCache, make_dataset, with_data_sharding
 from pwavenet_tf.data.shard_writer import is_shard_folder
 from pwavenet_tf.training.checkpointing import STATS_FILE
 
@@ -33,7 +33,7 @@ class CorpusData:
         )
         if not multi_speaker:
             ds = ds.map(lambda x, y: ({k: v for k, v in x.items() if k != "speaker_id"}, y))
-        return ds
+        return with_data_sharding(ds)  # as the shard stream: workers split each global batch
 
     def examples(self, split):
         """`[(Utterance, audio [F*hop], features [F, D])]` of a split."""
