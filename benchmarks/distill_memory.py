@@ -16,7 +16,7 @@ example-sample, which is extrapolated to the configs' batch and window and to th
 window that fits an accelerator of `--device-gb` with a 20% margin.
 
 Variants (each its own set of subprocesses): the config as is; `contrastive_weight` 0
-(one teacher pass instead of two); `num_kl_samples` 1; and with `--recompute` the
+(one teacher pass instead of two); `num_kl_samples` 1; and (`--variants recompute`) the
 teacher's passes under `distill.recompute_teacher` (tf.recompute_grad).
 
 CPU RSS is a proxy for an accelerator's peak allocation (same float32 tensors, but a
@@ -28,6 +28,8 @@ Usage (from the repository root):
   python benchmarks/distill_memory.py                            # paper, ~20-30 min on 2 cores
   python benchmarks/distill_memory.py --config ljspeech --variants base
   python benchmarks/distill_memory.py --sizes 1x1200 2x1200 1x2400 --variants base m1
+  python benchmarks/distill_memory.py --config paper --sizes 1x1200 2x2400 \
+      --variant-sizes 1x1200 2x2400 --variants base recompute m1     # BENCHMARKS.md
 """
 
 import argparse
@@ -175,13 +177,16 @@ def estimate(config, batch, window, overrides):
 
 
 def per_layer_arithmetic(config):
-    """Bytes per example-sample one residual layer keeps for the backward pass, float32:
-    the conv's (padded) input, R values, and the gate's tanh, sigmoid and their product,
-    3 x G/2 (the residual and skip projections' input is that product). `(teacher layer,
-    student layer)`; the student's flows are blocks with R = channels, G = 2 channels."""
+    """Bytes per example-sample one residual layer keeps for the backward pass, float32
+    (`memory_estimate`): a frozen teacher layer its conv input and the gate's tanh and
+    sigmoid, R + G values; a trained student layer also the gate's product, R + 1.5 G
+    (its flows are blocks with R = channels, G = 2 channels). `(teacher layer, student
+    layer)`."""
+    from pwavenet_tf.training.memory_estimate import frozen_layer_kept, trained_layer_kept
+
     t, s = config.teacher, config.student
-    teacher_layer = 4 * (t.residual_channels + 3 * t.gate_channels // 2)
-    student_layer = 4 * (s.channels + 3 * s.channels)
+    teacher_layer = 4 * frozen_layer_kept(t.residual_channels, t.gate_channels)
+    student_layer = 4 * trained_layer_kept(s.channels, 2 * s.channels)
     return teacher_layer, student_layer
 
 
@@ -265,15 +270,16 @@ def main(argv=None):
     passes = 2 if dc.contrastive_weight > 0 else 1
     kl = 4 * dc.num_kl_samples * t.num_mixtures
     kept = passes * t.num_layers * t_layer + sum(s.flow_layers) * s_layer
-    print(f"\nArithmetic (float32, bytes per example-sample kept for backprop; per layer "
-          f"R + 3 x G/2 values: the conv input and the gate's tanh, sigmoid and product): "
-          f"teacher {t.num_layers} layers x 4 B x ({t.residual_channels} + 3 x "
-          f"{t.gate_channels // 2}) = {t.num_layers * t_layer / 1e3:.1f} kB per pass, x "
-          f"{passes} pass(es); student {sum(s.flow_layers)} layers x 4 B x ({s.channels} + 3 x "
-          f"{s.channels}) = {sum(s.flow_layers) * s_layer / 1e3:.1f} kB; total "
-          f"{kept / 1e3:.1f} kB, plus each [M, T, K] tensor of the KL's draws "
-          f"(M {dc.num_kl_samples} x K {t.num_mixtures} x 4 B = {kl / 1e3:.1f} kB per pass); "
-          f"measured {b / 1e3:.1f} kB")
+    per_sample = estimate(config, 1, dc.window_samples, {}) / dc.window_samples
+    print(f"\nArithmetic (float32, bytes per example-sample kept for backprop): teacher "
+          f"{t.num_layers} frozen layers x 4 B x ({t.residual_channels} + {t.gate_channels}) "
+          f"(conv input, tanh, sigmoid) = {t.num_layers * t_layer / 1e3:.1f} kB per pass, x "
+          f"{passes} pass(es); student {sum(s.flow_layers)} trained layers x 4 B x "
+          f"({s.channels} + 3 x {s.channels}) (conv input, tanh, sigmoid, product) = "
+          f"{sum(s.flow_layers) * s_layer / 1e3:.1f} kB; layers {kept / 1e3:.1f} kB, plus "
+          f"7.25 [M, T, K] tensors of the KL per pass (M {dc.num_kl_samples} x K "
+          f"{t.num_mixtures} x 4 B = {kl / 1e3:.1f} kB each); all terms "
+          f"(memory_estimate) {per_sample / 1e3:.1f} kB; measured {b / 1e3:.1f} kB")
     weights = rows[-1]["teacher_bytes"] + rows[-1]["student_bytes"] + rows[-1]["optimizer_bytes"]
     budget = MARGIN * args.device_gb * GB - weights - max(a, 0)
     print(f"\nWeights on the device: teacher {rows[-1]['teacher_bytes'] / GB:.2f} GB, student "

@@ -5,46 +5,69 @@ memory. `check_step_memory` estimates the step from the config alone (nothing is
 allocated) and refuses with a one-line `ValueError` naming the estimate and the memory
 available, which the CLI prints with exit code 2.
 
-The estimate counts the activations of one example's forward pass, value by value, from
-the shapes of the layers (T = window_samples):
+Teacher training step (`teacher_step_bytes`): the activations of one example's forward
+pass, value by value, from the shapes of the layers (T = window_samples; R residual, G
+gate, S skip channels, K mixtures, C conditioning channels): upsampled conditioning `2 T C`;
+input transform and projection `T (2 + R)`; per block the dilated conv output, the
+conditioning projection and their sum `3 T G`, tanh, sigmoid and their product `1.5 T G`,
+the residual projection, the residual sum and the padded conv input `4 T R`, the skip
+projection and the running skip sum `2 T S`; the head `3 T S + 3 T K`; the MoL loss's
+per-component terms `12 T K`; times `STEP_FACTOR` (0.45), the measured peak being a third
+to two fifths of that count (tiny, T 2048: 8.6 MB per example measured, 9.4 estimated;
+ljspeech_mini, T 4096: 61 MB, 83 MB).
 
-- Teacher (`WaveNetTeacher`, `ResidualBlock`; R residual, G gate, S skip channels, K
-  mixtures, C conditioning channels):
-  upsampled conditioning `2 T C`; input transform and projection `T (2 + R)`; per block
-  the dilated conv output, the conditioning projection and their sum `3 T G`, tanh,
-  sigmoid and their product `1.5 T G`, the residual projection, the residual sum and the
-  padded conv input `4 T R`, the skip projection and the running skip sum `2 T S`; the
-  head `3 T S + 3 T K`; the MoL loss's per-component terms `12 T K`.
-- Distillation step: the student (`IAFFlow`: a block is the teacher's with R = channels,
-  G = 2 channels, S = 0, plus its input projection, `Dense(2)` and the running affine
-  update `6 T` per flow, and the shared upsampled conditioning `2 T C`), one teacher pass
-  on the student's sample (as above, without the MoL loss), the KL's M draws scored
-  against the teacher's mixture: `[M, T, K]` component terms (`10 M T K`) and `[M, T]`
-  draws and densities (`4 M T`). The contrastive term doubles the teacher pass and the
-  draws; the power and spectral losses add `8 T` per FFT size (`16 T` for the spectral
-  loss, which transforms the real audio too); a discriminator adds `6 T` per layer-channel
-  (real and student audio).
+Distillation step (`distill_step_bytes`): what the backward pass HOLDS at its peak, per
+example-sample, not every op's output (that count, times a 0.45 factor, was 1.84x the
+measured paper step: it counted the projections' outputs and sums, which are freed as the
+forward pass goes, and the frozen teacher's gate products, which its backward pass does not
+need). Values are 4 bytes (float32); with `mixed_precision` the network activations are 2
+bytes while the distribution parameters and the KL's terms stay float32.
 
-Values are 4 bytes (float32); with `mixed_precision` the network activations are 2 bytes
-while the distribution parameters and loss terms stay float32. This counts every op's
-output, but TensorFlow keeps only part of them for the backward pass (what the gradients
-need: the gate's tanh and sigmoid, the residual stream, ...) and frees the rest as it
-goes, while the gradients add tensors of the same shapes one layer at a time. The net
-peak, measured, is a third to two fifths of the count, so the count is multiplied by
-`STEP_FACTOR` (0.45: the largest measured ratio plus a tenth), not by the 2-3x one might
-expect for autodiff.
+- A gated residual layer of a TRAINED network (the student's flows: R = channels, G = 2
+  channels) keeps its dilated conv's input (R), the gate's tanh and sigmoid (G) and their
+  product (G/2, the residual and skip projections' input, needed for their kernels'
+  gradients): `R + 1.5 G` values.
+- A layer of a FROZEN network (the teacher; the perceptual loss's phone classifier) keeps
+  `R + G`: the tanh and sigmoid (their own and their product's gradients need them) and the
+  conv's input (TensorFlow's convolution gradient reads the input's shape, which keeps it
+  alive until then; without it the paper estimate would be 23% below the measurement);
+  the product is not kept, its only use backwards is the frozen projections' kernel
+  gradient, which is not computed.
+- Outside the layers: a teacher pass keeps its head's two ReLU outputs `2 S`, its input
+  features `2` and its `3 K` mixture parameters (float32); the student keeps its upsampled
+  conditioning `C` (the input of every layer's conditioning projection), and per flow the
+  shifted input `1`, the output projection's ReLU input `R` and the affine update `6`.
+- The KL (per teacher pass, M = num_kl_samples draws scored against K components): the log
+  density's backward pass keeps 7 of its `[M, T, K]` intermediates (the three shifted
+  centres `x - mu`, `x - mu +- delta`, inputs of the products with 1/s; the three softplus
+  inputs; the logsumexp's input) and the `where`'s boolean mask (a quarter of a value):
+  `7.25 M K` values, plus the draws and their log densities `4 M`.
+- The contrastive term is a second teacher pass with its own KL; the power and spectral
+  losses add `8 T` per FFT size (`16 T` for the spectral loss, which transforms the real
+  audio too); a discriminator adds `6 T` per layer-channel (real and student audio).
 
-Calibration: peak RSS of one training step (run twice) at two batch sizes, each in its
-own subprocess after a batch-1 step has traced the graph (`resource.getrusage(
-RUSAGE_SELF).ru_maxrss`); the slope between the two batch sizes is the step's bytes per
-example (the model, the graph and TensorFlow itself cancel). CPU, float32, TF 2.17 /
-Keras 3.8, random weights and inputs of the config's shapes:
+Per example-sample at the paper config (30 teacher layers R 512, G 512, S 256, K 10; 60
+student layers of 64 channels; M 100; contrastive on; 6 x 32-channel classifier layers):
+teacher pass 30 x (512 + 512) + 2 x 256 + 2 + 30 = 31,264 values, two passes 62,528;
+student 60 x (64 + 1.5 x 128) + 64 + 4 x (1 + 64 + 6) = 15,708; KL 2 x (7.25 x 100 x 10 +
+400) = 15,300; power loss 3 x 8 = 24; classifier 6 x (32 + 64) = 576. Total 94,136 values
+= 377 kB.
 
-    step (batches)                  ops' outputs counted   measured / example   estimate
-    teacher tiny, T 2048 (16, 64)        21.0 MB               8.6 MB (0.41)      9.4 MB
-    teacher ljspeech_mini, 4096 (4, 16)   185 MB                61 MB (0.33)       83 MB
-    distill tiny, T 2048 (4, 16)         44.5 MB              16.3 MB (0.37)      20.0 MB
-    distill ljspeech_mini, 4096 (2, 8)    645 MB               200 MB (0.31)       290 MB
+Calibration (`python benchmarks/distill_memory.py`, BENCHMARKS.md "Distillation step
+memory"): the slope of peak RSS minus the RSS before one compiled `fit` step, in a fresh
+subprocess per size, between two batch x window sizes (the models, their optimizer slots,
+TensorFlow and the step's tracing cancel). CPU, float32, TF 2.17 / Keras 3.8:
+
+    distillation step (sizes B x W)                measured      estimate   meas./est.
+    paper (1x1200, 2x2400)                         331 kB         377 kB      0.88
+    paper, num_kl_samples 1                        280 kB         316 kB      0.88
+    paper, recompute_teacher (not credited)        293 kB         377 kB      0.78
+    ljspeech (1x1024, 2x4096)                      160 kB         159 kB      1.01
+    tiny (4x2048, 16x2048)                         7.9 kB         7.3 kB      1.09
+
+`distill.recompute_teacher` is not credited: it saves 12% at the paper config (the two
+passes' recomputations are independent branches of the backward graph and may run at the
+same time, each keeping a whole pass), and the estimate is a pre-flight bound.
 
 The check refuses only a step whose estimate exceeds the memory available
 (MemAvailable of /proc/meminfo, else the physical memory), so batches near the limit may
@@ -82,15 +105,16 @@ class Values:
 
 
 def block_values(t, residual, gate, skip):
-    """One gated residual block's activations over `t` timesteps."""
+    """One gated residual block's activations over `t` timesteps (every op's output; the
+    teacher training estimate)."""
     return Values(network=t * (3 * gate + 1.5 * gate + 4 * residual + 2 * skip))
 
 
 def teacher_values(teacher, t, with_loss=True):
-    """The teacher's teacher-forced pass over `t` samples (`teacher`: a TeacherConfig)."""
+    """The teacher's teacher-forced pass over `t` samples (`teacher`: a TeacherConfig),
+    every op's output (the teacher training estimate)."""
     r, g, s = teacher.residual_channels, teacher.gate_channels, teacher.skip_channels
-    params = (3 * teacher.num_mixtures if teacher.output_distribution == "mixture_of_logistics"
-              else teacher.mu_law_channels)
+    params = _num_params(teacher)
     v = Values(network=t * (2 * teacher.conditioning_channels + 2 + r + 3 * s))
     v = v + block_values(t, r, g, s) * teacher.num_layers
     v = v + Values(float32=t * params)
@@ -99,36 +123,61 @@ def teacher_values(teacher, t, with_loss=True):
     return v
 
 
-def student_values(student, t):
+def _num_params(teacher):
+    return (3 * teacher.num_mixtures if teacher.output_distribution == "mixture_of_logistics"
+            else teacher.mu_law_channels)
+
+
+# --- Distillation: what the backward pass keeps (module docstring) ------------------
+
+# The perceptual loss's phone classifier as DistillTask builds it (PhoneClassifier's
+# defaults): 6 gated layers of 32 residual channels, 64 gate channels.
+CLASSIFIER_LAYERS = 6
+CLASSIFIER_CHANNELS = 32
+KL_KEPT_PER_COMPONENT = 7.25  # [M, T, K] intermediates kept per pass (docstring)
+
+
+def trained_layer_kept(residual, gate):
+    """Values per sample a trained gated layer keeps: conv input, tanh, sigmoid, product."""
+    return residual + 1.5 * gate
+
+
+def frozen_layer_kept(residual, gate):
+    """Values per sample a frozen gated layer keeps: conv input, tanh, sigmoid."""
+    return residual + gate
+
+
+def kept_teacher_pass(teacher, t):
+    """A frozen teacher pass over `t` samples (the KL's scoring of the student's sample)."""
+    r, g, s = teacher.residual_channels, teacher.gate_channels, teacher.skip_channels
+    return (Values(network=t * (teacher.num_layers * frozen_layer_kept(r, g) + 2 * s + 2))
+            + Values(float32=t * _num_params(teacher)))
+
+
+def kept_student(student, t):
     """The IAF student's parallel pass over `t` samples (`student`: a StudentConfig)."""
     c = student.channels
-    v = Values(network=t * 2 * student.conditioning_channels)
-    for layers in student.flow_layers:
-        v = v + Values(network=t * c, float32=6 * t)
-        v = v + block_values(t, c, 2 * c, 0) * layers
-    return v
+    per_flow = 1 + c + 6  # shifted input, the output projection's ReLU input, affine update
+    layers = sum(student.flow_layers)
+    return Values(network=t * (layers * trained_layer_kept(c, 2 * c)
+                               + student.conditioning_channels),
+                  float32=t * per_flow * len(student.flow_layers))
 
 
-def kl_values(teacher, num_draws, t):
-    """The KL's draws scored against the teacher's mixture: `[M, T, K]` terms."""
+def kept_kl(teacher, num_draws, t):
+    """The KL's draws scored against the teacher's mixture, one pass: `[M, T, K]` terms."""
     k = teacher.num_mixtures
-    return Values(float32=num_draws * t * (10 * k + 4))
-
-
-def teacher_step_bytes(config, mixed_precision="off"):
-    """Estimated bytes of one teacher training step per example."""
-    t = config.teacher_training.window_samples
-    return STEP_FACTOR * teacher_values(config.teacher, t).bytes(mixed_precision)
+    return Values(float32=num_draws * t * (KL_KEPT_PER_COMPONENT * k + 4))
 
 
 def distill_step_bytes(config, mixed_precision="off"):
-    """Estimated bytes of one distillation step per example."""
+    """Estimated bytes of one distillation step per example (module docstring)."""
     dc = config.distill
     t = dc.window_samples
     passes = 2 if dc.contrastive_weight > 0 else 1
-    v = student_values(config.student, t)
-    v = v + (teacher_values(config.teacher, t, with_loss=False)
-             + kl_values(config.teacher, dc.num_kl_samples, t)) * passes
+    v = kept_student(config.student, t)
+    v = v + (kept_teacher_pass(config.teacher, t)
+             + kept_kl(config.teacher, dc.num_kl_samples, t)) * passes
     losses = 0.0
     if dc.power_weight > 0:
         losses += 8 * t * len(dc.power_fft_sizes)
@@ -136,8 +185,17 @@ def distill_step_bytes(config, mixed_precision="off"):
         losses += 16 * t * len(dc.spectral_fft_sizes)
     if dc.adversarial_weight > 0 or dc.feature_matching_weight > 0:
         losses += 6 * t * dc.discriminator_layers * dc.discriminator_channels
+    if dc.perceptual_weight > 0:
+        v = v + Values(network=t * CLASSIFIER_LAYERS * frozen_layer_kept(
+            CLASSIFIER_CHANNELS, 2 * CLASSIFIER_CHANNELS))
     v = v + Values(float32=losses)
-    return STEP_FACTOR * v.bytes(mixed_precision)
+    return v.bytes(mixed_precision)
+
+
+def teacher_step_bytes(config, mixed_precision="off"):
+    """Estimated bytes of one teacher training step per example."""
+    t = config.teacher_training.window_samples
+    return STEP_FACTOR * teacher_values(config.teacher, t).bytes(mixed_precision)
 
 
 def available_host_memory():

@@ -26,21 +26,68 @@ def test_teacher_estimate_of_the_tiny_config_by_hand():
 
 def test_distill_estimate_of_the_tiny_config_by_hand():
     cfg = load_config("tiny")
-    # student (channels 16, conditioning 16, flows [2, 2, 2, 4]): 2C = 32 once, 16 per
-    # flow input projection, a block 4.5 * 32 + 4 * 16 = 208 (no skip), ten blocks
-    student = 32 + 4 * 16 + 10 * 208
-    teacher = 98 + 2400  # one pass on the student's sample, network part
-    # float32: 6 per flow, the teacher's 12 parameters, 16 KL draws x (10 K + 4) = 704,
+    # what the backward pass keeps, values per sample:
+    # student (channels 16, conditioning 16, flows [2, 2, 2, 4]): ten trained layers
+    # R + 1.5 G = 16 + 48 = 64, the conditioning 16; per flow 1 + 16 + 6 = 23 (float32)
+    student = 10 * 64 + 16
+    # one frozen teacher pass (R 16, G 32, S 16, 10 layers): R + G = 48 per layer, the
+    # head's 2 S = 32, the input's 2; float32 its 3 K = 12 parameters
+    teacher = 10 * 48 + 32 + 2
+    # float32: the flows 4 x 23, the parameters 12, the KL's 16 draws x (7.25 K + 4) = 528,
     # the power loss's two FFT sizes 2 x 8 = 16
-    float32 = 4 * 6 + 12 + 16 * 44 + 16
-    expected = me.STEP_FACTOR * 4 * T * (student + teacher + float32)
+    float32 = 4 * 23 + 12 + 16 * (7.25 * 4 + 4) + 16
+    expected = 4 * T * (student + teacher + float32)
     assert me.distill_step_bytes(cfg) == pytest.approx(expected)
-    assert expected == pytest.approx(me.STEP_FACTOR * 44_482_560)
+    assert expected == pytest.approx(14_893_056)
+    # bfloat16: the network activations in 2 bytes, the parameters and the KL in 4
+    assert me.distill_step_bytes(cfg, "bfloat16") == pytest.approx(
+        T * (2 * (student + teacher) + 4 * float32))
     # the contrastive term adds a second teacher pass and a second set of draws
     contrastive = dataclasses.replace(
         cfg, distill=dataclasses.replace(cfg.distill, contrastive_weight=0.3))
     assert me.distill_step_bytes(contrastive) - expected == pytest.approx(
-        me.STEP_FACTOR * 4 * T * (teacher + 12 + 704))
+        4 * T * (teacher + 12 + 528))
+
+
+# Measured bytes per example-sample of one distillation step (`python
+# benchmarks/distill_memory.py --config C --sizes ... --variants base [m1]`: the slope of
+# the step's peak RSS between two sizes, CPU float32, TF 2.17; BENCHMARKS.md
+# "Distillation step memory"). The estimate must stay within 15% of each: a change of the
+# arithmetic (or of the models, once re-measured) that moves it further fails here.
+MEASURED_DISTILL_BYTES_PER_SAMPLE = [
+    ("paper", {}, 331.1e3),                      # 1x1200, 2x2400
+    ("paper", {"num_kl_samples": 1}, 279.5e3),   # 1x1200, 2x2400
+    ("ljspeech", {}, 160.1e3),                   # 1x1024, 2x4096
+    ("tiny", {}, 7.9e3),                         # 4x2048, 16x2048
+]
+
+
+@pytest.mark.parametrize("name,overrides,measured", MEASURED_DISTILL_BYTES_PER_SAMPLE)
+def test_distill_estimate_is_within_15_percent_of_the_measured_step(name, overrides, measured):
+    cfg = load_config(name)
+    if overrides:
+        cfg = cfg.override(distill=overrides)
+    per_sample = me.distill_step_bytes(cfg) / cfg.distill.window_samples
+    assert 0.85 <= measured / per_sample <= 1.15, (name, overrides, per_sample, measured)
+
+
+@pytest.mark.slow
+def test_distill_estimate_against_a_live_measurement_of_the_tiny_step():
+    """Measures the tiny config's distillation step now (two fresh subprocesses of
+    `benchmarks/distill_memory.py`, about a minute on 2 cores) and checks the estimate's
+    slope against it: catches a model change that the hard-coded figures above miss."""
+    import importlib.util
+    import os
+
+    path = os.path.join(os.path.dirname(me.__file__), "..", "..", "benchmarks",
+                        "distill_memory.py")
+    spec = importlib.util.spec_from_file_location("distill_memory", path)
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    rows = [bench.run_child("tiny", b, 2048, {}, 1, 600) for b in (4, 16)]
+    _, slope = bench.fit_line([(r["batch"] * r["window"], r["step_bytes"]) for r in rows])
+    per_sample = me.distill_step_bytes(load_config("tiny")) / 2048
+    assert 0.8 <= slope / per_sample <= 1.25, (slope, per_sample)
 
 
 def _with_batch(cfg, section, batch):
