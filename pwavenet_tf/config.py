@@ -222,10 +222,21 @@ class StudentConfig(_Section):
     # log of the whole stack's scale s_tot at initialisation: -3.0 is s_tot ~ 0.05, the
     # scale bfs18's LJ Speech student starts from.
     initial_log_scale: float = -3.0
+    # "none": learned per-position repetitions (frame-rate lines on stationary input);
+    # "linear": interpolate, then one shared map per stage (`ConditioningUpsampler`).
+    upsampler_interpolation: str = "none"
+    # Cutoff (Hz) of a causal high-pass after the flows (`CausalHighpass`; 0: none): removes
+    # a DC offset and sub-cutoff drift, exactly as a shift of mu_tot.
+    output_highpass_hz: float = 0.0
 
     def __post_init__(self):
         s = self.SECTION
         fl = self.flow_layers
+        _check(math.isfinite(self.output_highpass_hz) and self.output_highpass_hz >= 0, s,
+               "output_highpass_hz", self.output_highpass_hz, "must be 0 (off) or a cutoff > 0")
+        _check(self.upsampler_interpolation in ("none", "linear"), s,
+               "upsampler_interpolation", self.upsampler_interpolation,
+               "must be \"none\" or \"linear\"")
         _check(len(fl) > 0 and all(n > 0 for n in fl), s, "flow_layers", fl,
                "must be a non-empty list of positive layer counts")
         for k in ("dilation_cycle", "channels", "conditioning_channels", "speaker_channels"):

@@ -8,6 +8,8 @@ from keras import ops
 from pwavenet_tf.layers.conditioning_upsampler import ConditioningUpsampler
 from pwavenet_tf.models.conditioned_model import ConditionedModel
 from pwavenet_tf.layers.feature_normalizer import FeatureNormalizer
+from pwavenet_tf.layers.causal_highpass import CausalHighpass
+from pwavenet_tf.models.highpass_bijector import CausalHighpassBijector
 from pwavenet_tf.models.iaf_bijector import IAFBijector
 from pwavenet_tf.models.iaf_flow import IAFFlow
 
@@ -64,6 +66,11 @@ class IAFStudent(ConditionedModel, keras.Model):
             [-1, 1] (std ~0.05-0.1), so the untrained student already emits signals of a
             plausible level instead of unit-scale noise that would clip everywhere.
         feature_mean, feature_std: dataset statistics of the features.
+        upsampler_interpolation: the `ConditioningUpsampler`'s `interpolation` ("none",
+            or "linear": no frame-rate lines on stationary input).
+        output_highpass: cutoff (cycles per sample) of a `CausalHighpass` after the flows
+            (0: none): an autoregressive shift that removes a DC offset and sub-cutoff
+            drift; `mu_tot` moves by its shift, `log_s_tot` stays.
     """
 
     def __init__(
@@ -82,6 +89,8 @@ class IAFStudent(ConditionedModel, keras.Model):
         initial_log_scale=INITIAL_LOG_SCALE,
         feature_mean=None,
         feature_std=None,
+        upsampler_interpolation="none",
+        output_highpass=0.0,
         **kwargs,
     ):
         flow_layers = [int(n) for n in flow_layers]
@@ -104,8 +113,15 @@ class IAFStudent(ConditionedModel, keras.Model):
             conditioning_dim, feature_mean, feature_std, name="feature_normalizer", dtype=dtype
         )
         self.upsampler = ConditioningUpsampler(
-            conditioning_channels, upsample_factors, name="upsampler", dtype=dtype
+            conditioning_channels, upsample_factors, interpolation=upsampler_interpolation,
+            name="upsampler", dtype=dtype
         )
+        if not 0.0 <= output_highpass < 0.5:
+            raise ValueError("`output_highpass` must be 0 (off) or a cutoff in (0, 0.5) "
+                             f"cycles per sample. Received: output_highpass={output_highpass}")
+        self.output_highpass = float(output_highpass)
+        self.highpass = (CausalHighpass(self.output_highpass, name="output_highpass")
+                         if self.output_highpass > 0 else None)
         self.speaker_embedding = None
         if num_speakers > 1:
             self.speaker_embedding = keras.layers.Embedding(
@@ -167,6 +183,9 @@ class IAFStudent(ConditionedModel, keras.Model):
             else:
                 mu_tot = mu_tot * s + mu
                 log_s_tot = log_s_tot + log_s
+        if self.highpass is not None:
+            shift = self.highpass.shift(x)  # of x_<t only: a shift of p_S(x_t | z_<t)
+            x, mu_tot = x + shift, mu_tot + shift
         return {"audio": x, "mu_tot": mu_tot, "log_s_tot": log_s_tot}
 
     # --- The TFP view (sequential inverse: short sequences only) ---
@@ -215,6 +234,8 @@ class IAFStudent(ConditionedModel, keras.Model):
             IAFBijector(flow, conditioning, global_conditioning, name=f"iaf_{i}")
             for i, flow in enumerate(self.flows)
         ]
+        if self.highpass is not None:
+            bijectors.append(CausalHighpassBijector(self.highpass))
         # Chain applies its list right to left: flow_0 first.
         return tfb.Chain(list(reversed(bijectors)), name="iaf_student")
 
@@ -257,6 +278,8 @@ class IAFStudent(ConditionedModel, keras.Model):
             "initial_log_scale": self.initial_log_scale,
             "feature_mean": self.feature_normalizer.get_config()["mean"],
             "feature_std": self.feature_normalizer.get_config()["std"],
+            "upsampler_interpolation": self.upsampler.interpolation,
+            "output_highpass": self.output_highpass,
         }
 
     @classmethod
@@ -281,6 +304,8 @@ class IAFStudent(ConditionedModel, keras.Model):
             log_scale_min=s.log_scale_min,
             log_scale_max=s.log_scale_max,
             initial_log_scale=s.initial_log_scale,
+            upsampler_interpolation=s.upsampler_interpolation,
+            output_highpass=s.output_highpass_hz / config.audio.sample_rate,
             feature_mean=feature_mean,
             feature_std=feature_std,
         )

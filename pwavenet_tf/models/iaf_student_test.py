@@ -99,8 +99,26 @@ def test_running_update_equals_closed_form():
     np.testing.assert_allclose(out["audio"], x, atol=1e-5)
 
 
-def test_inverse_log_det_and_jacobian():
-    student = _student()
+def test_output_highpass_is_a_shift_of_mu_tot():
+    """With the output high-pass, audio = z * s_tot + mu_tot still holds (mu_tot carries
+    the high-pass's shift, log_s_tot is unchanged), and the audio is the flows' output
+    high-passed."""
+    plain, filtered = _student(), _student(output_highpass=0.05)
+    inputs = _inputs(frames=40)
+    a, b = _outputs(plain, inputs), _outputs(filtered, inputs)
+    np.testing.assert_allclose(b["log_s_tot"], a["log_s_tot"], atol=1e-6)
+    np.testing.assert_allclose(b["audio"], inputs["noise"] * np.exp(b["log_s_tot"])
+                               + b["mu_tot"], atol=1e-5)
+    np.testing.assert_allclose(b["audio"], _np(filtered.highpass(a["audio"])), atol=1e-5)
+    assert np.abs(b["audio"] - a["audio"]).max() > 1e-3
+    assert IAFStudent.from_config(filtered.get_config()).output_highpass == 0.05
+    with pytest.raises(ValueError, match="output_highpass"):
+        IAFStudent(**dict(TINY, output_highpass=0.5))
+
+
+@pytest.mark.parametrize("highpass", [0.0, 0.05])
+def test_inverse_log_det_and_jacobian(highpass):
+    student = _student(output_highpass=highpass)
     inputs = _inputs(batch=1, frames=4)
     z, feats = inputs["noise"], inputs["features"]
     out = _outputs(student, inputs)

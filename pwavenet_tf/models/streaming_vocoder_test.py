@@ -51,9 +51,11 @@ def test_noise_ranges_equal_the_one_pass_draw():
     assert np.abs(_np(rows(2, 0, 30))[0] - _np(rows(2, 0, 30))[1]).max() > 1.0
 
 
+@pytest.mark.parametrize("interpolation,highpass", [("none", 0.0), ("linear", 0.0),
+                                                    ("linear", 0.02)])
 @pytest.mark.parametrize("chunk", [1, 3, 7, 17])
-def test_streaming_equals_one_pass(chunk):
-    student = _student()
+def test_streaming_equals_one_pass(chunk, interpolation, highpass):
+    student = _student(upsampler_interpolation=interpolation, output_highpass=highpass)
     feats = _features()
     want = _one_pass(student, feats, (4, 0))
     assert np.abs(want).max() < 1.0  # no clipping: the comparison is of the raw audio
