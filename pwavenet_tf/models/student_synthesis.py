@@ -116,6 +116,10 @@ def initial_stream_state(student, batch):
     context = tf.zeros(tf.stack([batch, 2 * upsampler.look_ahead_frames,
                                  student.conditioning_dim]), upsampler.compute_dtype)
     flows = [flow.stream_initial_state(batch, flow.compute_dtype) for flow in student.flows]
+    if student.highpass is not None:
+        # The output high-pass's last K - 1 samples, after every flow's state (float32).
+        flows.append([tf.zeros(tf.stack([batch, student.highpass.history_length]),
+                               tf.float32)])
     return context, flows
 
 
@@ -126,6 +130,8 @@ def state_sizes(student):
     for flow in student.flows:
         sizes.append(1)
         sizes += [block.conv.queue_length * flow.channels for block in flow.blocks]
+    if student.highpass is not None:
+        sizes.append(student.highpass.history_length)
     return sizes
 
 
@@ -157,6 +163,8 @@ def unpack_state(student, state):
                 [batch, block.conv.queue_length, flow.channels])), dtype))
             i += 1
         flows.append(states)
+    if student.highpass is not None:
+        flows.append([tf.reshape(parts[i], tf.stack([batch, student.highpass.history_length]))])
     return context, flows
 
 
@@ -174,7 +182,8 @@ def synthesize_window(student, window, noise, global_conditioning, flow_states, 
             `half` frames before and after them (zeros beyond the utterance's ends).
         noise: float32 `[batch, n * hop]`, the noise of those `n` frames.
         global_conditioning: the speaker embedding `[batch, S]` or None.
-        flow_states: each flow's state after the samples before these frames.
+        flow_states: each flow's state after the samples before these frames (then the
+            output high-pass's history, when the student has one).
 
     Returns:
         `(audio [batch, n * hop] float32, new_flow_states)`. The flows run in their
@@ -188,6 +197,10 @@ def synthesize_window(student, window, noise, global_conditioning, flow_states, 
                                        global_conditioning, old_state)
         x = x * tf.exp(tf.cast(log_s, tf.float32)) + tf.cast(mu, tf.float32)
         new_states.append(state)
+    if student.highpass is not None:
+        (history,) = flow_states[len(student.flows)]
+        new_states.append([student.highpass.history(x, history)])
+        x = x + student.highpass.shift(x, history)
     return _finish(x, clip), new_states
 
 
