@@ -59,15 +59,22 @@ def test_fixed_length_conversion_and_errors():
         convert_student_to_tflite(student, frames=0)
 
 
-@pytest.mark.parametrize("chunk", [1, 4, 7])
-def test_tflite_streaming_step_equals_the_streaming_vocoder(chunk):
+@pytest.mark.parametrize("chunk,shipped_options", [(1, False), (4, False), (7, False),
+                                                   (4, True)])
+def test_tflite_streaming_step_equals_the_streaming_vocoder(chunk, shipped_options):
     """Pushes of several sizes through the TFLite streaming step give the audio of
-    StreamingVocoder (and so of the one pass and the SavedModel) for the same seed."""
+    StreamingVocoder (and so of the one pass and the SavedModel) for the same seed; also
+    with the bundled student's interpolating upsampler and output high-pass."""
+    import dataclasses
+
     from pwavenet_tf.export.tflite import (TFLiteStreamingVocoder,
                                            convert_student_stream_to_tflite, stream_metadata)
     from pwavenet_tf.models.student_generator import StudentGenerator
 
     config = load_config("tiny")
+    if shipped_options:
+        config = dataclasses.replace(config, student=dataclasses.replace(
+            config.student, upsampler_interpolation="linear", output_highpass_hz=60.0))
     student = tiny_student(config, seed=6)
     content = convert_student_stream_to_tflite(student, chunk)
     meta = stream_metadata(student, chunk)
@@ -85,10 +92,13 @@ def test_tflite_streaming_step_equals_the_streaming_vocoder(chunk):
         assert got.shape == (23 * 256,)
         np.testing.assert_allclose(got, want, atol=1e-4)
     # The first audio comes once a chunk and its look-ahead are there.
-    assert vocoder.push(mel[:chunk]).size == 0
-    assert vocoder.push(mel[chunk:chunk + 1]).size == chunk * 256
+    half = student.upsampler.look_ahead_frames
+    assert half == (3 if shipped_options else 1)
+    assert vocoder.push(mel[:chunk + half - 1]).size == 0
+    assert vocoder.push(mel[chunk + half - 1:chunk + half]).size == chunk * 256
     details = {tuple(d["shape"]) for d in vocoder.interpreter.get_input_details()}
-    assert details == {(1, chunk + 2, 80), (1, chunk * 256), (1, meta["stream_state_size"])}
+    assert details == {(1, chunk + 2 * half, 80), (1, chunk * 256),
+                       (1, meta["stream_state_size"])}
     with pytest.raises(ValueError, match="`chunk_frames` must be a positive integer"):
         convert_student_stream_to_tflite(student, 0)
     with pytest.raises(ValueError, match=r"`frames` must be \[frames, 80\]"):
