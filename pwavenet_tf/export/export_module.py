@@ -145,6 +145,9 @@ class ExportModule(tf.Module):
             self._chunk_frames = max(1, int(round(chunk_seconds * self._sample_rate / self._hop)))
         self._stream_state_size = (sum(synthesis.state_sizes(model)) if role == "student"
                                    else 0)
+        # Frames `stream_step` holds back before their audio (the conditioning's look-ahead).
+        self._look_ahead_frames = (model.upsampler.look_ahead_frames if role == "student"
+                                   else None)
 
         # Tracked: the model's variables (the functions below capture them).
         self.model = model
@@ -207,6 +210,7 @@ class ExportModule(tf.Module):
             "default_seed": self._default_seed,
             "chunk_frames": self._chunk_frames,
             "stream_state_size": self._stream_state_size or None,
+            "look_ahead_frames": self._look_ahead_frames,
             "front_end": audio_settings(self._config.audio),
             "signatures": self.signature_names(),
             "serving_default_inputs": inputs,

@@ -202,6 +202,7 @@ def test_metadata_travels_inside(exported, config):
     meta = json.loads(loaded.config_json.numpy().decode())
     assert meta["config"] == json.loads(json.dumps(config.to_dict()))
     assert meta["front_end"]["n_fft"] == 1024 and meta["front_end"]["fmax"] == 8000.0
+    assert meta["look_ahead_frames"] == student.upsampler.look_ahead_frames == 1
     with open(loaded.config_file.asset_path.numpy().decode()) as f:
         assert json.load(f) == meta
     with open(loaded.feature_stats_file.asset_path.numpy().decode()) as f:
