@@ -12,10 +12,12 @@ from pwavenet_tf import presets
 from pwavenet_tf.audio.audio_io import read_audio
 from pwavenet_tf.evaluation import asr
 from pwavenet_tf.evaluation.metrics import log_mel_l1
+from pwavenet_tf.evaluation.stationary_lines import stationary_lines
 from pwavenet_tf.inference import features_from_audio
 from pwavenet_tf.models.iaf_student import IAFStudent
 from pwavenet_tf.models.student_generator import StudentGenerator
 from pwavenet_tf.models.wavenet_teacher import WaveNetTeacher
+from pwavenet_tf.testing.data import ljspeech_mini_dir
 
 
 # Word error rate of the bundled student's resynthesis against the recognizer's text of
@@ -75,6 +77,37 @@ def test_student_resynthesis_is_speech_not_hiss_or_whisper(preset, resynthesized
           f"{noise_l1:.3f}; RMS real {_rms_db(real):.1f} dB, student {_rms_db(audio):.1f} dB")
     assert student_l1 < 0.75 * noise_l1
     assert abs(_rms_db(audio) - _rms_db(real)) <= 3.0
+
+
+# Stationary lines (`evaluation.stationary_lines`), averaged over the preset's 4 held-out
+# clips of the test corpus (over 2 clips chance peaks of pitch harmonics still reach 8 dB,
+# even for Griffin-Lim). The step-17,000 student (per-position upsampler, no output
+# high-pass) had a 172.3 Hz line of 11.0 dB (a harmonic of the 86.1 Hz frame rate), +34 dB
+# below 20 Hz and a mean sample of 0.003 (real speech: 0.00002), and fails all three;
+# Griffin-Lim's strongest averaged chance peak is 5.4 dB and it is 14.7 dB under the real
+# clips below 20 Hz.
+MAX_LINE_DB = 7.0
+MAX_LOW_BAND_EXCESS_DB = 0.0
+MAX_DC_OFFSET = 1e-3
+
+
+def test_student_resynthesis_has_no_stationary_line(preset):
+    """No narrow stationary peak more than a few dB above the real clips' long-term
+    spectrum, no DC offset and no more sub-20 Hz energy than the real clips."""
+    cfg = preset.config.audio
+    generator = StudentGenerator(preset.student())
+    pairs = []
+    for i, clip in enumerate(preset.metadata["held_out"]):
+        real = read_audio(os.path.join(ljspeech_mini_dir(), "wavs", f"{clip}.wav"),
+                          sample_rate=cfg.sample_rate)
+        feats = features_from_audio(real, cfg)
+        audio = np.asarray(generator.generate(feats[None], seed=(0, i)))[0]
+        pairs.append((audio, real[: len(feats) * cfg.hop_length]))
+    lines = stationary_lines(pairs, cfg.sample_rate, max_hz=cfg.fmax)
+    print({k: round(v, 4) for k, v in lines.items()})
+    assert lines["line_db"] <= MAX_LINE_DB, lines
+    assert lines["low_band_excess_db"] <= MAX_LOW_BAND_EXCESS_DB, lines
+    assert abs(lines["dc_offset"]) <= MAX_DC_OFFSET, lines
 
 
 def test_student_resynthesis_is_intelligible(preset, resynthesized):
