@@ -31,8 +31,7 @@ class CausalHighpassBijector(tfb.Bijector):
         return {}
 
     def _forward(self, x):
-        x = tf.convert_to_tensor(x, tf.float32)
-        return x + self._highpass.shift(x)
+        return self._highpass(tf.convert_to_tensor(x, tf.float32))
 
     def _inverse(self, y):
         y = tf.convert_to_tensor(y, tf.float32)
