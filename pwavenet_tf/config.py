@@ -273,6 +273,10 @@ class DistillConfig(_Section):
     power_log_floor: Optional[float] = None
     spectral_weight: float = 0.0
     spectral_fft_sizes: tuple[int, ...] = (1024, 512, 256, 128)
+    # Per-size window and hop (null: window = FFT size, hop = window / 4). Parallel
+    # WaveGAN's resolutions: fft (1024, 2048, 512), hop (120, 240, 50), win (600, 1200, 240).
+    spectral_win_lengths: Optional[tuple[int, ...]] = None
+    spectral_hop_lengths: Optional[tuple[int, ...]] = None
     # Long-term average spectrum of student vs real audio in the log domain (a log-floor
     # power loss at one fine FFT size): catches a DC offset and stationary tones in quiet
     # bands, which the linear power loss weighs by their (small) energy. Off with 0.
@@ -320,6 +324,15 @@ class DistillConfig(_Section):
                self.ltas_floor, "must be a finite number > 0")
         _check(len(self.spectral_fft_sizes) > 0 and all(n >= 16 for n in self.spectral_fft_sizes),
                s, "spectral_fft_sizes", self.spectral_fft_sizes, "must be a list of sizes >= 16")
+        sw = self.spectral_win_lengths
+        _check(sw is None or (len(sw) == len(self.spectral_fft_sizes) and all(
+            2 <= w <= n for w, n in zip(sw, self.spectral_fft_sizes))), s,
+            "spectral_win_lengths", sw, "must be null or one window in [2, fft size] per "
+            "spectral_fft_sizes entry")
+        sh = self.spectral_hop_lengths
+        _check(sh is None or (len(sh) == len(self.spectral_fft_sizes) and all(
+            h >= 1 for h in sh)), s, "spectral_hop_lengths", sh,
+            "must be null or one hop >= 1 per spectral_fft_sizes entry")
         for k in ("adversarial_weight", "feature_matching_weight", "adversarial_start_step"):
             v = getattr(self, k)
             _check(math.isfinite(v) and v >= 0, s, k, v, "must be >= 0")

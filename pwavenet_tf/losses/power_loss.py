@@ -72,19 +72,24 @@ def average_power_spectrum(audio: Any, fft_size: int, hop: int) -> Any:
     return ops.mean(power_spectrogram(audio, fft_size, hop), axis=1)
 
 
-def power_spectrogram(audio: Any, fft_size: int, hop: int) -> Any:
+def power_spectrogram(audio: Any, fft_size: int, hop: int, win_length: int | None = None) -> Any:
     """Per-frame power spectral density `[batch, frames, fft_size // 2 + 1]`.
 
-    `|STFT|^2 / sum(w^2)`, periodic Hann window, frames that fit entirely (audio shorter
-    than `fft_size` is zero-padded at the end to one frame).
+    `|STFT|^2 / sum(w^2)`, periodic Hann window of `win_length` samples (default
+    `fft_size`; a shorter window sits centred in each `fft_size` frame, as `torch.stft`
+    places it for Parallel WaveGAN's resolutions), frames of `fft_size` samples that fit
+    entirely (audio shorter than that is zero-padded at the end to one frame).
     """
     fft_size = _check_fft_size(fft_size)
+    win = fft_size if win_length is None else _check_fft_size(win_length)
+    if win > fft_size:
+        raise ValueError(f"`win_length` must be <= fft_size={fft_size}. Received: win_length={win}")
     audio = _as_audio(audio, "audio")
     pad = ops.maximum(fft_size - ops.shape(audio)[1], 0)
     audio = ops.pad(audio, [[0, 0], [0, pad]])
-    real, imag = ops.stft(audio, fft_size, hop, fft_size, window="hann", center=False)
-    # sum of the squared periodic Hann window of length N is 3N/8 exactly.
-    return (ops.square(real) + ops.square(imag)) / (3.0 * fft_size / 8.0)
+    real, imag = ops.stft(audio, win, hop, fft_size, window="hann", center=False)
+    # sum of the squared periodic Hann window of length W is 3W/8 exactly.
+    return (ops.square(real) + ops.square(imag)) / (3.0 * win / 8.0)
 
 
 @keras.saving.register_keras_serializable(package="pwavenet_tf")

@@ -165,8 +165,10 @@ def build_distiller(config, student, teacher, seed=0, precision="off", perceptua
     dc = config.distill
     power = (PowerLoss(fft_sizes=dc.power_fft_sizes, log_floor=dc.power_log_floor)
              if dc.power_weight > 0 else None)
-    spectral = (MultiResolutionSTFTLoss(dc.spectral_fft_sizes) if dc.spectral_weight > 0
-                else None)
+    spectral = (MultiResolutionSTFTLoss(dc.spectral_fft_sizes,
+                                         win_lengths=dc.spectral_win_lengths,
+                                         hop_lengths=dc.spectral_hop_lengths)
+                if dc.spectral_weight > 0 else None)
     ltas = (PowerLoss(fft_sizes=(dc.ltas_fft_size,), log_floor=dc.ltas_floor)
             if dc.ltas_weight > 0 else None)
     policy = dtype_policy(precision_name(precision))

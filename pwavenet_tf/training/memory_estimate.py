@@ -182,7 +182,10 @@ def distill_step_bytes(config, mixed_precision="off"):
     if dc.power_weight > 0:
         losses += 8 * t * len(dc.power_fft_sizes)
     if dc.spectral_weight > 0:
-        losses += 16 * t * len(dc.spectral_fft_sizes)
+        # 16 T at the default hop of N / 4; the frame count grows as N / hop.
+        wins = dc.spectral_win_lengths or dc.spectral_fft_sizes
+        hops = dc.spectral_hop_lengths or [max(1, round(w / 4)) for w in wins]
+        losses += sum(4 * t * n / h for n, h in zip(dc.spectral_fft_sizes, hops))
     if dc.adversarial_weight > 0 or dc.feature_matching_weight > 0:
         losses += 6 * t * dc.discriminator_layers * dc.discriminator_channels
     if dc.perceptual_weight > 0:
