@@ -111,6 +111,11 @@ def test_contrastive_term_uses_another_utterances_conditioning(pair):
     rolled = tf.roll(teacher.upsample_conditioning(batch["features"]), 1, axis=0)
     want = float(np.mean(kl_terms(teacher, out, rolled, None, 4, noise=noise)["kl"]))
     assert float(terms["kl_mismatched"]) == pytest.approx(want, rel=1e-6)
+    # the matched terms equal a pass of their own
+    matched = kl_terms(teacher, out, teacher.upsample_conditioning(batch["features"]), None, 4,
+                       noise=noise)
+    for k in ("kl", "cross_entropy", "entropy"):
+        assert float(terms[k]) == pytest.approx(float(np.mean(matched[k])), rel=1e-6)
     assert abs(float(terms["kl_mismatched"]) - float(terms["kl"])) > 1e-3
     np.testing.assert_allclose(float(terms["contrastive"]),
                                float(terms["kl"]) - 0.3 * float(terms["kl_mismatched"]),
