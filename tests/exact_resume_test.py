@@ -1,5 +1,7 @@
-"""Exact resume from the CLI: a `--deterministic` run killed (SIGKILL) and resumed ends with
-the same weights, Adam moments and EMA weights as an uninterrupted run, in both stages."""
+"""Exact resume from the CLI: a `--deterministic` run killed (SIGKILL: the teacher) or
+stopped mid-epoch (SIGTERM: the student, which checkpoints the step it stopped at) and
+resumed ends with the same weights, Adam moments and EMA weights as an uninterrupted run,
+in both stages."""
 
 import json
 import os
@@ -53,6 +55,24 @@ def _kill_after(args, out, checkpoint_step):
     assert not (out / "checkpoints" / f"ckpt-{STEPS}.index").exists(), "killed too late"
 
 
+def _terminate_after(args, out, checkpoint_step):
+    """Starts `args`, SIGTERMs it once `ckpt-<checkpoint_step>` is written (mid-epoch);
+    returns the step it stopped and checkpointed at (the process exits 0)."""
+    marker = out / "checkpoints" / f"ckpt-{checkpoint_step}.index"
+    proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    deadline = time.time() + 600
+    while not marker.exists():
+        assert proc.poll() is None, proc.stderr.read().decode()[-2000:]
+        assert time.time() < deadline, f"{marker} never written"
+        time.sleep(0.01)
+    time.sleep(0.2)
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=600)
+    assert proc.returncode == 0, err.decode()[-2000:]
+    latest = tf.train.latest_checkpoint(str(out / "checkpoints"))
+    return int(latest.rsplit("-", 1)[1])
+
+
 def _state(out, step):
     reader = tf.train.load_checkpoint(str(out / "checkpoints" / f"ckpt-{step}"))
     names = [n for n, _ in tf.train.list_variables(str(out / "checkpoints" / f"ckpt-{step}"))
@@ -92,8 +112,10 @@ def test_teacher_and_student_resume_exactly_after_kills(config_path, data_dir, t
     extra = ("--teacher", str(teacher_a))
     _run(_args("distill", config_path, data_dir, student_a, extra))
     args = _args("distill", config_path, data_dir, student_b, extra)
-    _kill_after(args, student_b, 2 * EVERY)
-    _run(args)
+    stopped = _terminate_after(args, student_b, EVERY)
+    assert EVERY <= stopped < STEPS  # EVERY when it lands in that step's epoch end
+    proc = _run(args)
+    assert f"resumed from {student_b / 'checkpoints' / f'ckpt-{stopped}'}" in proc.stdout
     state_a, state_b = _state(student_a, STEPS), _state(student_b, STEPS)
     _assert_same_state(state_a, state_b)
     # The student did train (its EMA weights differ from its raw weights).

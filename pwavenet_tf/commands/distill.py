@@ -5,6 +5,8 @@ Writes to --out: config.json (with the teacher's audio settings), feature_stats.
 checkpoints/ (student + optimizer; resumes), tensorboard/, metrics.json ({"step",
 "initial_kl_per_sample", "kl_per_sample", "cross_entropy_per_sample",
 "entropy_per_sample", "power", ...}, nats per sample, on a fixed evaluation batch).
+SIGTERM or Ctrl-C: the step in progress finishes and is checkpointed, then the run exits
+(re-run the same command to resume; not under multi_worker).
 
 Example:
   pwavenet distill --teacher runs/teacher --config tiny --data ../shared/data/ljspeech-mini \\

@@ -4,6 +4,8 @@ Writes to --out: config.json (resolved), feature_stats.json, checkpoints/ (model
 optimizer; a killed run resumes from the newest, the step counter continuing),
 tensorboard/ (scalars, audio, mel images) and metrics.json ({"step",
 "train_bits_per_sample", "val_bits_per_sample", ...}).
+SIGTERM or Ctrl-C: the step in progress finishes and is checkpointed, then the run exits
+(re-run the same command to resume; not under multi_worker).
 
 Example:
   pwavenet train-teacher --config tiny --data ../shared/data/ljspeech-mini --out runs/teacher

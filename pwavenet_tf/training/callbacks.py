@@ -2,6 +2,8 @@
 
 import contextlib
 import math
+import signal
+import threading
 import time
 
 import keras
@@ -37,6 +39,60 @@ class CheckpointCallback(keras.callbacks.Callback):
 
     def on_epoch_end(self, epoch, logs=None):
         self.checkpoint.save(int(self.model.optimizer.iterations.numpy()))
+
+
+class GracefulStop(keras.callbacks.Callback):
+    """SIGTERM or SIGINT (a scheduler's preemption, Ctrl-C, the end of a session): finish
+    the current step, checkpoint it and stop, instead of losing up to `every` steps.
+
+    The handlers are installed for the duration of `fit` (main thread only) and the
+    previous ones restored after it. The step that stopped is saved in `on_epoch_end`
+    unless it is a multiple of `every` (or `last`), which the periodic checkpoint saves.
+    A run resumed from such a step is as exact as one resumed from a periodic checkpoint
+    (noise and data are keyed to the step). Not for multi-worker runs: a checkpoint is a
+    collective there, and the workers would be stopped at different steps.
+    """
+
+    SIGNALS = (signal.SIGTERM, signal.SIGINT)
+
+    def __init__(self, checkpoint, every, last, log):
+        super().__init__()
+        self.checkpoint = checkpoint
+        self.every = every
+        self.last = last
+        self.log = log
+        self.requested = None
+        self.stopped_at = None
+        self._previous = {}
+
+    def _handle(self, signum, frame):
+        self.requested = signal.Signals(signum).name
+
+    def on_train_begin(self, logs=None):
+        if threading.current_thread() is threading.main_thread():
+            self._previous = {s: signal.signal(s, self._handle) for s in self.SIGNALS}
+
+    def on_train_end(self, logs=None):
+        for s, handler in self._previous.items():
+            signal.signal(s, handler)
+        self._previous = {}
+
+    def on_train_batch_end(self, batch, logs=None):
+        if self.requested is not None:
+            self.model.stop_training = True
+
+    def on_epoch_end(self, epoch, logs=None):
+        if self.requested is None or self.stopped_at is not None:
+            return
+        # A signal that arrives during the epoch-end callbacks stops here too (fit checks
+        # stop_training after on_epoch_end), at a step the periodic checkpoint has saved.
+        self.model.stop_training = True
+        step = int(self.model.optimizer.iterations.numpy())
+        if step % self.every != 0 and step < self.last:
+            self.checkpoint.save(step)
+        self.stopped_at = step
+        self.log(f"stopped by {self.requested} at step {step}; checkpoint saved; the same "
+                 "command resumes from it")
 
 
 class MetricsWriter(keras.callbacks.Callback):

@@ -39,6 +39,7 @@ from pwavenet_tf.training.optimizers import (
 from pwavenet_tf.training.precision import check_xla_precision, dtype_policy, precision_name
 from pwavenet_tf.training.schedule import check_steps, plan_epochs
 from pwavenet_tf.training.strategy import (
+    is_multi_worker,
     make_strategy,
     output_dir,
     per_replica_batch,
@@ -349,6 +350,8 @@ class DistillTask:
                          "real": ("audio", eval_batch["audio"])},
                 cfg.audio.sample_rate), every=dc.steps),
         ]
+        if not is_multi_worker(strategy):
+            callbacks.append(cb.GracefulStop(ckpt, dc.checkpoint_every, dc.steps, self.log))
         if initial_epoch >= epochs:
             self.log(f"already trained for {step} >= {dc.steps} steps; nothing to do")
             metrics = dict(previous)

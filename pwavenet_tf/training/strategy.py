@@ -63,6 +63,11 @@ def make_strategy(name="auto"):
     return tf.distribute.MirroredStrategy(devices=cpus)
 
 
+def is_multi_worker(strategy):
+    """True under `MultiWorkerMirroredStrategy` (checkpoints are collectives there)."""
+    return isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy)
+
+
 def is_chief(strategy):
     """True for the process that writes the outputs (always, outside multi-worker)."""
     resolver = getattr(strategy, "cluster_resolver", None)

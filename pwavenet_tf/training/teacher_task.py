@@ -21,6 +21,7 @@ from pwavenet_tf.training.corpus_data import load_corpus_data
 from pwavenet_tf.training.optimizers import apply_configured_learning_rate, make_adam
 from pwavenet_tf.training.precision import check_xla_precision, dtype_policy, precision_name
 from pwavenet_tf.training.strategy import (
+    is_multi_worker,
     make_strategy,
     output_dir,
     per_replica_batch,
@@ -191,6 +192,8 @@ class TeacherTask:
                                             cfg.audio.sample_rate),
                         tc.log_audio_every or tc.steps, tc.steps),
         ]
+        if not is_multi_worker(strategy):
+            callbacks.append(cb.GracefulStop(ckpt, tc.checkpoint_every, tc.steps, self.log))
         if initial_epoch >= epochs:
             self.log(f"already trained for {step} >= {tc.steps} steps; nothing to do")
         else:
