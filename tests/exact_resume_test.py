@@ -41,8 +41,8 @@ def _run(args):
     return proc
 
 
-def _kill_after(args, out, checkpoint_step):
-    """Starts `args`, SIGKILLs it as soon as `ckpt-<checkpoint_step>` is written."""
+def _start_until_checkpoint(args, out, checkpoint_step):
+    """Starts `args` and returns its process once `ckpt-<checkpoint_step>` is written."""
     marker = out / "checkpoints" / f"ckpt-{checkpoint_step}.index"
     proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     deadline = time.time() + 600
@@ -50,6 +50,12 @@ def _kill_after(args, out, checkpoint_step):
         assert proc.poll() is None, proc.stderr.read().decode()[-2000:]
         assert time.time() < deadline, f"{marker} never written"
         time.sleep(0.01)
+    return proc
+
+
+def _kill_after(args, out, checkpoint_step):
+    """Starts `args`, SIGKILLs it as soon as `ckpt-<checkpoint_step>` is written."""
+    proc = _start_until_checkpoint(args, out, checkpoint_step)
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     assert not (out / "checkpoints" / f"ckpt-{STEPS}.index").exists(), "killed too late"
@@ -58,13 +64,7 @@ def _kill_after(args, out, checkpoint_step):
 def _terminate_after(args, out, checkpoint_step):
     """Starts `args`, SIGTERMs it once `ckpt-<checkpoint_step>` is written (mid-epoch);
     returns the step it stopped and checkpointed at (the process exits 0)."""
-    marker = out / "checkpoints" / f"ckpt-{checkpoint_step}.index"
-    proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    deadline = time.time() + 600
-    while not marker.exists():
-        assert proc.poll() is None, proc.stderr.read().decode()[-2000:]
-        assert time.time() < deadline, f"{marker} never written"
-        time.sleep(0.01)
+    proc = _start_until_checkpoint(args, out, checkpoint_step)
     time.sleep(0.2)
     proc.send_signal(signal.SIGTERM)
     _, err = proc.communicate(timeout=600)
