@@ -7,6 +7,7 @@ A preset is a folder (KerasHub style):
     teacher.weights.h5   WaveNetTeacher weights   (optional)
     student.weights.h5   IAFStudent weights       (optional)
     metadata.json        name, description, training steps, data and measured figures
+    training/            optional: the resumable training state (`save_training_state`)
 
 Bundled presets live in `pwavenet_tf/presets/<name>/`; any folder with that layout works
 too. `from_preset("ljspeech_mini")` returns a `Preset` whose `teacher()` and `student()`
@@ -14,8 +15,10 @@ build the models and load their weights.
 """
 
 import dataclasses
+import glob
 import json
 import os
+import shutil
 
 from pwavenet_tf.audio.feature_stats import load_feature_stats, save_feature_stats
 from pwavenet_tf.config import Config, save_config
@@ -27,6 +30,9 @@ STATS_FILE = "feature_stats.json"
 METADATA_FILE = "metadata.json"
 TEACHER_WEIGHTS = "teacher.weights.h5"
 STUDENT_WEIGHTS = "student.weights.h5"
+TRAINING_DIR = "training"
+# What a training directory needs to resume, besides its newest checkpoint.
+_RUN_FILES = ("config.json", STATS_FILE, "metrics.json", "pwavenet_model.json")
 
 
 class PresetError(ValueError):
@@ -151,6 +157,66 @@ def preset_from_runs(teacher_dir, student_dir, out_dir, metadata):
             with open(path) as f:
                 metadata[f"{role}_training"] = json.load(f)
     return save_preset(out_dir, config, stats, metadata, teacher=teacher, student=student)
+
+
+def save_training_state(teacher_dir, student_dir, out_dir):
+    """Copies both runs' resumable state into `out_dir/training/{teacher,student}/`.
+
+    Each role gets its config, feature statistics, metrics and role file, and its newest
+    checkpoint only (weights with optimizer state and EMA), so the preset grows by one
+    checkpoint per role. The student's recorded teacher becomes `../teacher`, the copy
+    beside it, so a copy of `training/` resumes wherever it is put (`read_teacher_dir`
+    resolves it). Other files already in `training/` (its README) are kept. The new state
+    is written beside the old one and swapped in, so a failure leaves the old one whole.
+    Returns the `training/` path.
+    """
+    import tensorflow as tf
+
+    target = os.path.join(out_dir, TRAINING_DIR)
+    staging, retired = f"{target}.tmp-{os.getpid()}", f"{target}.old-{os.getpid()}"
+    for path in (staging, retired):
+        shutil.rmtree(path, ignore_errors=True)
+    try:
+        for role, run in (("teacher", teacher_dir), ("student", student_dir)):
+            newest = tf.train.latest_checkpoint(os.path.join(run, "checkpoints"))
+            if newest is None:
+                raise PresetError(f"No checkpoint in {run}/checkpoints to copy as the "
+                                  f"{role}'s training state.")
+            dest = os.path.join(staging, role)
+            os.makedirs(os.path.join(dest, "checkpoints"))
+            for name in _RUN_FILES:
+                if os.path.exists(os.path.join(run, name)):
+                    shutil.copy(os.path.join(run, name), os.path.join(dest, name))
+            for path in glob.glob(glob.escape(newest) + ".*"):
+                shutil.copy(path, os.path.join(dest, "checkpoints"))
+            with open(os.path.join(dest, "checkpoints", "checkpoint"), "w") as f:
+                name = os.path.basename(newest)
+                f.write(f'model_checkpoint_path: "{name}"\n'
+                        f'all_model_checkpoint_paths: "{name}"\n')
+        info_path = os.path.join(staging, "student", "pwavenet_model.json")
+        with open(info_path) as f:
+            info = json.load(f)
+        info["teacher_dir"] = os.path.join("..", "teacher")
+        with open(info_path, "w") as f:
+            json.dump(info, f, indent=2)
+            f.write("\n")
+        if os.path.isdir(target):
+            for name in os.listdir(target):
+                if name not in ("teacher", "student"):
+                    src = os.path.join(target, name)
+                    (shutil.copytree if os.path.isdir(src) else shutil.copy)(
+                        src, os.path.join(staging, name))
+            os.replace(target, retired)
+        try:
+            os.replace(staging, target)
+        except OSError:
+            if os.path.isdir(retired):
+                os.replace(retired, target)
+            raise
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    shutil.rmtree(retired, ignore_errors=True)
+    return target
 
 
 def preset_metadata(name, description, student_dir, data_dir, seed=0):

@@ -151,3 +151,23 @@ def test_demo_runs_out_of_the_box(tmp_path):
         for clip in report["clips"]:
             assert clip["asr"]["real"]["text"]  # real speech is recognized as words
             assert clip["asr"]["student"]["wer_vs_real_asr"] >= 0
+
+
+def test_bundled_training_state_resumes_against_the_bundled_teacher():
+    """The student's training state records the teacher beside it (not a path of the
+    machine that built it), so `cp -r training runs/x` followed by `distill --teacher
+    runs/x/teacher` or `evaluate` on the copy finds the same teacher."""
+    import tensorflow as tf
+
+    from pwavenet_tf.training.distill_task import read_teacher_dir
+
+    training = os.path.join(presets.preset_path("ljspeech_mini"), presets.TRAINING_DIR)
+    student_dir = os.path.join(training, "student")
+    assert read_teacher_dir(student_dir) == os.path.join(training, "teacher")
+    for role in ("teacher", "student"):
+        ckpt = os.path.join(training, role, "checkpoints")
+        newest = tf.train.latest_checkpoint(ckpt)
+        assert newest is not None, role
+        assert sorted(os.listdir(ckpt)) == sorted(
+            ["checkpoint"] + [os.path.basename(newest) + s
+                              for s in (".index", ".data-00000-of-00001")]), role
