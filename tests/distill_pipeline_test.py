@@ -228,3 +228,30 @@ def test_distill_refuses_a_mu_law_teacher_and_writes_nothing(trained_teacher_dir
                                                "`teacher.output_distribution`"), proc.stderr
     assert "continuous output density" in err[0] and "'mu_law'" in err[0]
     assert not out.exists()
+
+
+def test_init_from_grows_a_trained_student_with_the_same_output(distilled, trained_teacher_dir,
+                                                                 data_dir, tiny_config, tmp_path):
+    """A fresh run with `init_from` and deeper flows starts where the trained student ended:
+    its first evaluation (the fixed batch, fixed draws) gives the trained student's KL; a
+    resumed run ignores `init_from`."""
+    import dataclasses
+
+    student_dir, metrics, _ = distilled
+    deeper = tuple(n + 1 if i == 2 else n
+                   for i, n in enumerate(tiny_config.student.flow_layers))
+    config = dataclasses.replace(
+        tiny_config, student=dataclasses.replace(tiny_config.student, flow_layers=deeper))
+    out, logs = str(tmp_path / "deep"), []
+    grown = DistillTask(config, trained_teacher_dir, data_dir, out, seed=0, verbose=0,
+                        log=logs.append, init_from=student_dir).run(steps=1)
+    assert f"student initialised from {student_dir}; 1 appended blocks start as the identity" \
+        in logs, logs
+    np.testing.assert_allclose(grown["initial_kl_per_sample"], metrics["kl_per_sample"],
+                               rtol=1e-4)
+    assert load_student(out)[0].flows[2].num_layers == deeper[2]
+    logs.clear()
+    again = DistillTask(config, trained_teacher_dir, data_dir, out, seed=0, verbose=0,
+                        log=logs.append, init_from=student_dir).run(steps=2)
+    assert again["step"] == 2
+    assert f"init_from {student_dir} not used: the run resumes instead" in logs, logs

@@ -11,6 +11,9 @@ SIGTERM or Ctrl-C: the step in progress finishes and is checkpointed, then the r
 Example:
   pwavenet distill --teacher runs/teacher --config tiny --data ../shared/data/ljspeech-mini \\
       --out runs/student
+  # a deeper student (config: student.flow_layers) grown from a trained one:
+  pwavenet distill --teacher runs/teacher --config deeper.json --data DATA \\
+      --out runs/student_deep --init-from runs/student
 """
 
 from pwavenet_tf.commands import common
@@ -23,6 +26,11 @@ def add_arguments(p):
     p.add_argument("--out", required=True, help="student directory (resumes if present)")
     p.add_argument("--steps", type=common.positive_int,
                    help="total distillation steps (default: config)")
+    p.add_argument("--init-from", metavar="STUDENT_DIR",
+                   help="a new --out starts from this trained student's weights; the "
+                        "config's student.flow_layers may be deeper (the appended layers "
+                        "start as the identity, so the output is the trained student's); "
+                        "ignored when --out resumes")
     common.add_training_arguments(p)
     common.add_verbosity_argument(p)
 
@@ -34,6 +42,6 @@ def run(args):
     task = DistillTask(config, args.teacher, args.data, args.out, seed=args.seed,
                        deterministic=args.deterministic, strategy=args.strategy,
                        mixed_precision=args.mixed_precision, jit_compile=args.jit_compile,
-                       verbose=common.keras_verbosity(args))
+                       verbose=common.keras_verbosity(args), init_from=args.init_from)
     metrics = task.run(steps=args.steps)
     common.print_metrics(metrics, ("step", "initial_kl_per_sample", "kl_per_sample", "power"))

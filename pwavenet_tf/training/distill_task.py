@@ -211,6 +211,11 @@ class DistillTask:
     (seed, step, example), so with `deterministic=True` a stopped and resumed run ends
     with the weights of an uninterrupted one. A mu-law teacher is refused before anything
     is written.
+
+    `init_from`: a trained student directory whose weights a FRESH run starts from (not
+    used when `out_dir` resumes); this config's flows may be deeper
+    (`models/student_growth.py`), the rest of the student must be the same. The step count
+    starts at 0 with a fresh optimizer.
     """
 
     config: object
@@ -224,6 +229,7 @@ class DistillTask:
     strategy: str = "auto"
     mixed_precision: object = "off"
     jit_compile: bool = False
+    init_from: object = None
 
     def run(self, steps=None):
         """Distills for `steps` (default: the config's); returns the published metrics.
@@ -308,6 +314,10 @@ class DistillTask:
         step = int(optimizer.iterations.numpy())
         if restored:
             self.log(f"resumed from {restored} at step {step}")
+            if self.init_from:
+                self.log(f"init_from {self.init_from} not used: the run resumes instead")
+        elif self.init_from:
+            self._init_student(student)
         # The batches from `step` on are the ones an uninterrupted run sees there.
         train_ds = data.dataset("train", dc.window_samples, dc.batch_size, self.seed, multi,
                                 start_step=step)
@@ -363,6 +373,17 @@ class DistillTask:
             self.log(f"weights fingerprint: {weights_fingerprint(student)}")
         self.student, self.teacher, self.distiller = student, teacher, distiller
         return metrics
+
+    def _init_student(self, student):
+        """A fresh run's student starts from the trained student in `init_from`, grown to
+        this config's deeper flows (`student_growth`: the same output at step 0)."""
+        from pwavenet_tf.models.student_growth import grow_student_weights
+
+        source, _ = load_student(self.init_from)
+        appended = grow_student_weights(source, student)
+        self.log(f"student initialised from {self.init_from}"
+                 + (f"; {len(appended)} appended blocks start as the identity" if appended
+                    else ""))
 
     def _perceptual_loss(self, cfg, data, out_dir):
         """The phone classifier of the perceptual loss: loaded, or trained now and saved.

@@ -1,0 +1,72 @@
+"""Start a deeper student from a trained one, with the same output (function-preserving).
+
+A larger student trained from scratch loses to the bundled one at any budget this
+project's CPUs allow, so the way towards the paper's 10/10/10/30-layer flows is to grow
+the trained student: `grow_student_weights(source, target)` copies every weight of
+`source` into `target`, an `IAFStudent` whose flows have at least as many residual blocks
+(the same flow count, channels, conditioning and upsampler), and makes each appended block
+the identity on the flow's output:
+
+- an appended block's residual projection starts at zero, so it passes its input on
+  scaled by sqrt(1/2) (the block's `(x + W z) * sqrt(0.5)`);
+- the flow's output projection reads `relu(h)`, and relu is positively homogeneous, so
+  multiplying that projection's kernel by `sqrt(2) ** appended` undoes the scaling exactly.
+
+The grown student's audio, mu_tot and log_s_tot equal the source's (float rounding); the
+appended blocks learn from the first step (their residual projections get the gradient
+`z^T dL/dh`). Their dilations continue the flow's cycle, so the receptive field grows.
+"""
+
+import math
+
+import numpy as np
+
+__all__ = ["grow_student_weights"]
+
+
+def _by_path(model):
+    return {w.path: w for w in model.weights}
+
+
+def grow_student_weights(source, target):
+    """Copies `source`'s weights into the deeper `target` (both built `IAFStudent`s).
+
+    Returns the list of appended block paths (e.g. `flow_3/block_8`). Raises `ValueError`
+    naming the first mismatch when `target` is not `source` with deeper flows.
+    """
+    if len(source.flows) != len(target.flows):
+        raise ValueError(
+            "The grown student must have as many flows as the source. Received: "
+            f"{len(source.flows)} flows -> {len(target.flows)}")
+    appended = []
+    for i, (old, new) in enumerate(zip(source.flows, target.flows)):
+        if new.num_layers < old.num_layers:
+            raise ValueError(
+                f"Flow {i} of the grown student has fewer layers than the source's. "
+                f"Received: {old.num_layers} -> {new.num_layers}")
+        if (new.dilations[:old.num_layers] != old.dilations
+                or new.filter_size != old.filter_size):
+            raise ValueError(
+                f"Flow {i}'s existing layers must keep their dilations and filter size "
+                f"(student.dilation_cycle, filter_size). Received: {old.dilations} -> "
+                f"{new.dilations[:old.num_layers]}")
+        appended += [f"{new.name}/{b.name}" for b in new.blocks[old.num_layers:]]
+    old_weights, new_weights = _by_path(source), _by_path(target)
+    for path, w in old_weights.items():
+        if path not in new_weights:
+            raise ValueError(f"The grown student has no weight {path!r}; grow only the "
+                             "flows' depth (student.flow_layers).")
+        if tuple(new_weights[path].shape) != tuple(w.shape):
+            raise ValueError(
+                f"Weight {path!r} differs in shape; grow only the flows' depth. Received: "
+                f"{tuple(w.shape)} -> {tuple(new_weights[path].shape)}")
+        new_weights[path].assign(np.asarray(w))
+    for old, new in zip(source.flows, target.flows):
+        for block in new.blocks[old.num_layers:]:
+            block.residual_proj.kernel.assign(np.zeros(block.residual_proj.kernel.shape))
+            block.residual_proj.bias.assign(np.zeros(block.residual_proj.bias.shape))
+        extra = new.num_layers - old.num_layers
+        if extra:
+            kernel = new.output_proj.kernel
+            kernel.assign(np.asarray(kernel) * math.sqrt(2.0) ** extra)
+    return appended
