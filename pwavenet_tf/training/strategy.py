@@ -32,14 +32,21 @@ import tempfile
 import numpy as np
 import tensorflow as tf
 
+from pwavenet_tf.training import replica_metrics
+
 STRATEGIES = ("auto", "default", "mirrored", "multi_worker")
 
 
 def make_strategy(name="auto"):
-    """The `tf.distribute.Strategy` named `name` (see the module docstring)."""
+    """The `tf.distribute.Strategy` named `name` (see the module docstring).
+
+    Also installs the replica-correct metric updates of `replica_metrics` (Keras < 3.10
+    over-weights earlier steps in every metric under more than one replica).
+    """
     if name not in STRATEGIES:
         raise ValueError(f"`strategy` must be one of {', '.join(STRATEGIES)}. Received: "
                          f"strategy={name!r}")
+    replica_metrics.install()
     if name == "multi_worker":
         # Created before anything else touches the TensorFlow runtime (collectives are
         # configured at start-up).
