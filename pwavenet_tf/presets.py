@@ -31,8 +31,6 @@ METADATA_FILE = "metadata.json"
 TEACHER_WEIGHTS = "teacher.weights.h5"
 STUDENT_WEIGHTS = "student.weights.h5"
 TRAINING_DIR = "training"
-# What a training directory needs to resume, besides its newest checkpoint.
-_RUN_FILES = ("config.json", STATS_FILE, "metrics.json", "pwavenet_model.json")
 
 
 class PresetError(ValueError):
@@ -172,34 +170,35 @@ def save_training_state(teacher_dir, student_dir, out_dir):
     """
     import tensorflow as tf
 
+    from pwavenet_tf.training import checkpointing as ck
+    from pwavenet_tf.training.teacher_task import METRICS_FILE
+
+    # What a training directory needs to resume, besides its newest checkpoint.
+    run_files = (ck.CONFIG_FILE, ck.STATS_FILE, METRICS_FILE, ck.ROLE_FILE)
     target = os.path.join(out_dir, TRAINING_DIR)
     staging, retired = f"{target}.tmp-{os.getpid()}", f"{target}.old-{os.getpid()}"
     for path in (staging, retired):
         shutil.rmtree(path, ignore_errors=True)
     try:
         for role, run in (("teacher", teacher_dir), ("student", student_dir)):
-            newest = tf.train.latest_checkpoint(os.path.join(run, "checkpoints"))
+            newest = tf.train.latest_checkpoint(os.path.join(run, ck.CHECKPOINT_DIR))
             if newest is None:
-                raise PresetError(f"No checkpoint in {run}/checkpoints to copy as the "
-                                  f"{role}'s training state.")
+                raise PresetError(f"No checkpoint in {run}/{ck.CHECKPOINT_DIR} to copy as "
+                                  f"the {role}'s training state.")
             dest = os.path.join(staging, role)
-            os.makedirs(os.path.join(dest, "checkpoints"))
-            for name in _RUN_FILES:
+            checkpoints = os.path.join(dest, ck.CHECKPOINT_DIR)
+            os.makedirs(checkpoints)
+            for name in run_files:
                 if os.path.exists(os.path.join(run, name)):
                     shutil.copy(os.path.join(run, name), os.path.join(dest, name))
             for path in glob.glob(glob.escape(newest) + ".*"):
-                shutil.copy(path, os.path.join(dest, "checkpoints"))
-            with open(os.path.join(dest, "checkpoints", "checkpoint"), "w") as f:
-                name = os.path.basename(newest)
-                f.write(f'model_checkpoint_path: "{name}"\n'
-                        f'all_model_checkpoint_paths: "{name}"\n')
-        info_path = os.path.join(staging, "student", "pwavenet_model.json")
-        with open(info_path) as f:
-            info = json.load(f)
+                shutil.copy(path, checkpoints)
+            name = os.path.basename(newest)
+            tf.compat.v1.train.update_checkpoint_state(checkpoints, name, [name])
+        student = os.path.join(staging, "student")
+        info = ck.read_model_dir_info(student)
         info["teacher_dir"] = os.path.join("..", "teacher")
-        with open(info_path, "w") as f:
-            json.dump(info, f, indent=2)
-            f.write("\n")
+        ck.write_json(os.path.join(student, ck.ROLE_FILE), info)
         if os.path.isdir(target):
             for name in os.listdir(target):
                 if name not in ("teacher", "student"):

@@ -51,19 +51,9 @@ def main(data_dir):
                 # The tasks' optimizer, with its clip active.
                 return ReplicaConsistentAdam(1e-3, clipnorm=1e-3)
 
-            with strategy.scope():
-                teacher = build_teacher(config)
-                teacher.set_weights(teacher_init)
-                compile_teacher(teacher, config.teacher_training)
-                teacher.compile(optimizer=make_opt(), loss=teacher.make_loss())
+            teacher, frozen, student, distiller = _models(
+                config, strategy, (teacher_init, student_init, teacher_frozen), make_opt)
             teacher.fit(dataset, steps_per_epoch=1, epochs=1, verbose=0)
-            with strategy.scope():
-                frozen = build_teacher(config)
-                frozen.set_weights(teacher_frozen)
-                student = build_student(config)
-                student.set_weights(student_init)
-                distiller = Distiller(student, frozen, num_kl_samples=4, seed=3)
-                distiller.compile(optimizer=make_opt())
             distiller.fit(dataset, steps_per_epoch=1, epochs=1, verbose=0)
             weights[name] = {"teacher": [np.asarray(w) for w in teacher.weights],
                              "student": [np.asarray(w) for w in student.weights],
@@ -77,9 +67,30 @@ def main(data_dir):
             results[f"{part}_{optimizer}"] = {"max_diff": diff, "moved": moved}
         results[f"frozen_teacher_{optimizer}"] = max(
             float(np.abs(a - b).max()) for a, b in zip(weights["two"]["frozen"], teacher_frozen))
-    results.update(epoch_logs(config, strategies, dataset, teacher_init, student_init,
-                              teacher_frozen))
+    results.update(epoch_logs(config, strategies, dataset,
+                              (teacher_init, student_init, teacher_frozen)))
     print(json.dumps(results))
+
+
+def _models(config, strategy, inits, make_opt=None):
+    """`(teacher, frozen, student, distiller)` under `strategy` from the fixed `inits`
+    (teacher, student and frozen-teacher weights): a teacher to train and a distiller of
+    the frozen one. `make_opt` gives both optimizers; None keeps the teacher's configured
+    Adam (and its metrics) and gives the distiller Adam 1e-3."""
+    teacher_init, student_init, teacher_frozen = inits
+    with strategy.scope():
+        teacher = build_teacher(config)
+        teacher.set_weights(teacher_init)
+        compile_teacher(teacher, config.teacher_training)
+        if make_opt is not None:
+            teacher.compile(optimizer=make_opt(), loss=teacher.make_loss())
+        frozen = build_teacher(config)
+        frozen.set_weights(teacher_frozen)
+        student = build_student(config)
+        student.set_weights(student_init)
+        distiller = Distiller(student, frozen, num_kl_samples=4, seed=3)
+        distiller.compile(optimizer=make_opt() if make_opt else ReplicaConsistentAdam(1e-3))
+    return teacher, frozen, student, distiller
 
 
 class _Logs(keras.callbacks.Callback):
@@ -91,24 +102,14 @@ class _Logs(keras.callbacks.Callback):
         self.batches.append({k: float(v) for k, v in logs.items()})
 
 
-def epoch_logs(config, strategies, dataset, teacher_init, student_init, teacher_frozen,
-               steps=3):
+def epoch_logs(config, strategies, dataset, inits, steps=3):
     """The logged running means of a 3-step epoch (Keras' metrics, both stages) on one and
     two replicas: `{stage_epoch_logs: {"max_rel_diff", "spread"}}`. Without
     `replica_metrics` the two-replica means weight step 1 twice at step 2 (9.3801 against
     9.3139 on one device for the tiny teacher)."""
     logs = {}
     for name, strategy in strategies.items():
-        with strategy.scope():
-            teacher = build_teacher(config)
-            teacher.set_weights(teacher_init)
-            compile_teacher(teacher, config.teacher_training)
-            frozen = build_teacher(config)
-            frozen.set_weights(teacher_frozen)
-            student = build_student(config)
-            student.set_weights(student_init)
-            distiller = Distiller(student, frozen, num_kl_samples=4, seed=3)
-            distiller.compile(optimizer=ReplicaConsistentAdam(1e-3))
+        teacher, _, _, distiller = _models(config, strategy, inits)
         for stage, model in (("teacher", teacher), ("distill", distiller)):
             record = _Logs()
             model.fit(dataset, steps_per_epoch=steps, epochs=1, verbose=0, callbacks=[record])
