@@ -211,9 +211,24 @@ def render(results_dir, out_path):
         lines.append("")
     lines.append(f"_Generated {datetime.date.today().isoformat()} by "
                  "`benchmarks/run_benchmarks.py`._")
+    kept = _hand_written(out_path)  # read before the file is rewritten
     with open(out_path, "w") as f:
-        f.write("\n".join(lines) + "\n")
+        f.write("\n".join(lines) + "\n" + kept)
     print(f"wrote {out_path}")
+
+
+def _hand_written(path):
+    """What follows the generated part's closing `_Generated ..._` line in the existing
+    file (the sections measured by other scripts and written by hand), kept as it is."""
+    if not os.path.exists(path):
+        return ""
+    with open(path) as f:
+        text = f.read()
+    marker = text.find("\n_Generated ")
+    if marker < 0:
+        return ""
+    end = text.find("\n", marker + 1)
+    return "" if end < 0 else text[end + 1:]
 
 
 def render_profile(prof, bench=None):
