@@ -260,6 +260,9 @@ class DistillConfig(_Section):
     batch_size: int = 4
     window_samples: int = 7680
     learning_rate: float = 2e-4
+    # The learning rate rises linearly from learning_rate / warmup_steps over the run's first
+    # warmup_steps steps (0: none); for runs started with --init-from.
+    warmup_steps: int = 0
     steps: int = 100000
     checkpoint_every: int = 1000
     keep_checkpoints: int = 3
@@ -308,6 +311,7 @@ class DistillConfig(_Section):
         s = self.SECTION
         e = self.ema_decay
         _check(e is None or 0 < e < 1, s, "ema_decay", e, "must be in (0, 1) or null")
+        _check(self.warmup_steps >= 0, s, "warmup_steps", self.warmup_steps, "must be >= 0")
         _check_optimisation(self, ("num_kl_samples", "perceptual_classes",
                                    "perceptual_classifier_steps"))
         for k in ("kl_weight", "power_weight", "spectral_weight", "ltas_weight",

@@ -36,6 +36,7 @@ def test_unknown_key_is_named(tmp_path):
     ("audio", "fmax", 20000.0, "sample_rate/2"),
     ("distill", "num_kl_samples", 0, "must be positive"),
     ("teacher_training", "ema_decay", 1.5, "in \\(0, 1\\)"),
+    ("distill", "warmup_steps", -1, "must be >= 0"),
 ])
 def test_bad_values_are_named(section, key, value, words):
     with pytest.raises(ConfigError, match=f"{section}.{key}.*{words}|{words}.*{key}"):

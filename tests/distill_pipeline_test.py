@@ -241,12 +241,14 @@ def test_init_from_grows_a_trained_student_with_the_same_output(distilled, train
     deeper = tuple(n + 1 if i == 2 else n
                    for i, n in enumerate(tiny_config.student.flow_layers))
     config = dataclasses.replace(
-        tiny_config, student=dataclasses.replace(tiny_config.student, flow_layers=deeper))
+        tiny_config, student=dataclasses.replace(tiny_config.student, flow_layers=deeper),
+        distill=dataclasses.replace(tiny_config.distill, warmup_steps=2))
     out, logs = str(tmp_path / "deep"), []
     grown = DistillTask(config, trained_teacher_dir, data_dir, out, seed=0, verbose=0,
                         log=logs.append, init_from=student_dir).run(steps=1)
-    assert f"student initialised from {student_dir}; 1 appended blocks start as the identity" \
-        in logs, logs
+    shared = len(load_student(student_dir)[0].trainable_variables)
+    assert (f"student initialised from {student_dir}; 1 appended blocks start as the "
+            f"identity; Adam's moments of its {shared} weights carried over") in logs, logs
     np.testing.assert_allclose(grown["initial_kl_per_sample"], metrics["kl_per_sample"],
                                rtol=1e-4)
     assert load_student(out)[0].flows[2].num_layers == deeper[2]

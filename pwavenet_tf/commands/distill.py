@@ -29,8 +29,9 @@ def add_arguments(p):
     p.add_argument("--init-from", metavar="STUDENT_DIR",
                    help="a new --out starts from this trained student's weights; the "
                         "config's student.flow_layers may be deeper (the appended layers "
-                        "start as the identity, so the output is the trained student's); "
-                        "ignored when --out resumes")
+                        "start as the identity, so the output is the trained student's) "
+                        "and its optimizer continues from that run's Adam moments; pair it "
+                        "with distill.warmup_steps (e.g. 500); ignored when --out resumes")
     common.add_training_arguments(p)
     common.add_verbosity_argument(p)
 

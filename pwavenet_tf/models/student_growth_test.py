@@ -83,3 +83,73 @@ def test_growth_that_is_not_deeper_flows_is_refused_by_name(flow_layers, overrid
     target = _student(flow_layers, seed=2, **overrides)
     with pytest.raises(ValueError, match=match):
         grow_student_weights(source, target)
+
+
+def _adam_step(student, optimizer, inputs):
+    with tf.GradientTape() as tape:
+        out = student(inputs)
+        loss = tf.reduce_mean(tf.square(out["audio"] - 0.3)) + tf.reduce_mean(out["log_s_tot"])
+    variables = student.trainable_variables
+    optimizer.apply_gradients(zip(tape.gradient(loss, variables), variables))
+
+
+def test_grown_optimizer_state_continues_the_source_run():
+    """With the source run's Adam moments (and the same step count), one more step moves
+    every shared weight of the grown student exactly as it moves the source's; the
+    appended blocks' moments start at zero."""
+    from pwavenet_tf.models.student_growth import grow_optimizer_state
+
+    source = _trained((2, 3))
+    source_opt = keras.optimizers.Adam(1e-2)
+    for seed in range(3):  # moments that are not zero
+        _adam_step(source, source_opt, _inputs(seed=seed))
+    grown = _student((4, 6), seed=5)
+    grow_student_weights(source, grown)
+    grown_opt = keras.optimizers.Adam(1e-2)
+    grown_opt.build(grown.trainable_variables)
+    assert grow_optimizer_state(source, source_opt, grown, grown_opt) == \
+        len(source.trainable_variables)
+    old = {w.path for w in source.trainable_variables}
+    for w in grown.trainable_variables:
+        j = grown_opt._get_variable_index(w)
+        if w.path not in old:
+            assert not np.any(np.asarray(grown_opt._momentums[j])), w.path
+            assert not np.any(np.asarray(grown_opt._velocities[j])), w.path
+    kernel = grown.flows[1].output_proj.kernel
+    i = source_opt._get_variable_index(source.flows[1].output_proj.kernel)
+    np.testing.assert_allclose(np.asarray(grown_opt._momentums[grown_opt._get_variable_index(
+        kernel)]) * 2.0 ** 1.5, np.asarray(source_opt._momentums[i]), rtol=1e-5)
+
+    grown_opt.iterations.assign(source_opt.iterations)
+    before_s = {w.path: np.asarray(w) for w in source.trainable_variables}
+    before_g = {w.path: np.asarray(w) for w in grown.trainable_variables}
+    _adam_step(source, source_opt, _inputs(seed=9))
+    _adam_step(grown, grown_opt, _inputs(seed=9))
+    moved = 0
+    for w in source.trainable_variables:
+        delta_s = np.asarray(w) - before_s[w.path]
+        g = next(v for v in grown.trainable_variables if v.path == w.path)
+        delta_g = np.asarray(g) - before_g[w.path]
+        np.testing.assert_allclose(delta_g, delta_s, atol=2e-6, rtol=1e-3, err_msg=w.path)
+        moved += np.max(np.abs(delta_s)) > 1e-4
+    assert moved > len(before_s) // 2  # the comparison is not between still weights
+
+
+def test_fresh_moments_move_the_shared_weights_differently():
+    """The same step without the carried moments does not continue the source run (the
+    test above can fail)."""
+    source = _trained((2, 3))
+    source_opt = keras.optimizers.Adam(1e-2)
+    for seed in range(3):
+        _adam_step(source, source_opt, _inputs(seed=seed))
+    grown = _student((4, 6), seed=5)
+    grow_student_weights(source, grown)
+    grown_opt = keras.optimizers.Adam(1e-2)
+    grown_opt.build(grown.trainable_variables)
+    grown_opt.iterations.assign(source_opt.iterations)
+    w = source.flows[0].blocks[0].conditioning_proj.kernel
+    g = next(v for v in grown.trainable_variables if v.path == w.path)
+    a, b = np.asarray(w), np.asarray(g)
+    _adam_step(source, source_opt, _inputs(seed=9))
+    _adam_step(grown, grown_opt, _inputs(seed=9))
+    assert np.max(np.abs((np.asarray(g) - b) - (np.asarray(w) - a))) > 1e-3

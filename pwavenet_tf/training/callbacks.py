@@ -201,6 +201,32 @@ class EMAValidation(keras.callbacks.Callback):
             logs.update({f"val_{k}": float(v) for k, v in results.items()})
 
 
+class LearningRateWarmup(keras.callbacks.Callback):
+    """Linear learning-rate warm-up keyed to the optimizer's step: before the batch of step
+    t (0-based) the rate is `learning_rate * (t + 1) / warmup_steps` while t < warmup_steps,
+    then `learning_rate`. A function of the step only, so a run resumed mid-warm-up
+    continues the same ramp."""
+
+    def __init__(self, optimizer, learning_rate, warmup_steps):
+        super().__init__()
+        if warmup_steps < 1:
+            raise ValueError(f"`warmup_steps` must be >= 1. Received: warmup_steps={warmup_steps}")
+        self.optimizer = getattr(optimizer, "inner_optimizer", optimizer)
+        self.learning_rate = float(learning_rate)
+        self.warmup_steps = int(warmup_steps)
+        self._done = False
+
+    def rate(self, step):
+        return self.learning_rate * min(1.0, (step + 1) / self.warmup_steps)
+
+    def on_train_batch_begin(self, batch, logs=None):
+        if self._done:
+            return
+        step = int(self.optimizer.iterations.numpy())
+        self.optimizer.learning_rate.assign(self.rate(step))
+        self._done = step + 1 >= self.warmup_steps
+
+
 class Periodic(keras.callbacks.Callback):
     """Runs `callback`'s `on_epoch_end` only at multiples of `every` steps and at `last`.
 

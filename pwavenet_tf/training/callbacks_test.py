@@ -9,6 +9,7 @@ import pytest
 from pwavenet_tf.training.callbacks import (
     CheckpointCallback,
     GracefulStop,
+    LearningRateWarmup,
     MetricsWriter,
     NaNGuard,
     Periodic,
@@ -109,3 +110,27 @@ def test_a_signal_during_the_epoch_end_stops_at_that_step(tmp_path):
               callbacks=[Periodic(CheckpointCallback(ckpt), 4, 16), SignalAtEpochEnd(), stop])
     assert int(model.optimizer.iterations.numpy()) == 4 and stop.stopped_at == 4
     assert ckpt.latest.endswith("ckpt-4")
+
+
+class _RateLog(keras.callbacks.Callback):
+    def __init__(self):
+        super().__init__()
+        self.rates = []
+
+    def on_train_batch_begin(self, batch, logs=None):  # runs after the warm-up's
+        self.rates.append(float(self.model.optimizer.learning_rate.numpy()))
+
+
+def test_learning_rate_warmup_ramps_by_step_and_resumes_on_the_ramp():
+    x, y = np.ones((8, 3), "float32"), np.ones((8, 1), "float32")
+    model, log = _model(), _RateLog()
+    model.fit(x, y, batch_size=1, epochs=1, steps_per_epoch=3, verbose=0,
+              callbacks=[LearningRateWarmup(model.optimizer, 0.01, 4), log])
+    np.testing.assert_allclose(log.rates, [0.0025, 0.005, 0.0075], rtol=1e-6)
+    # A new run (a resume) at step 3 continues the ramp, then keeps the full rate.
+    log.rates.clear()
+    model.fit(x, y, batch_size=1, epochs=1, steps_per_epoch=3, verbose=0,
+              callbacks=[LearningRateWarmup(model.optimizer, 0.01, 4), log])
+    np.testing.assert_allclose(log.rates, [0.01, 0.01, 0.01], rtol=1e-6)
+    with pytest.raises(ValueError, match="`warmup_steps` must be >= 1. Received: warmup_steps=0"):
+        LearningRateWarmup(model.optimizer, 0.01, 0)

@@ -215,7 +215,8 @@ class DistillTask:
     `init_from`: a trained student directory whose weights a FRESH run starts from (not
     used when `out_dir` resumes); this config's flows may be deeper
     (`models/student_growth.py`), the rest of the student must be the same. The step count
-    starts at 0 with a fresh optimizer.
+    starts at 0; the optimizer starts from that run's Adam moments for the weights the two
+    students share (zero for appended blocks).
     """
 
     config: object
@@ -317,7 +318,7 @@ class DistillTask:
             if self.init_from:
                 self.log(f"init_from {self.init_from} not used: the run resumes instead")
         elif self.init_from:
-            self._init_student(student)
+            self._init_student(student, optimizer)
         # The batches from `step` on are the ones an uninterrupted run sees there.
         train_ds = data.dataset("train", dc.window_samples, dc.batch_size, self.seed, multi,
                                 start_step=step)
@@ -360,6 +361,9 @@ class DistillTask:
                          "real": ("audio", eval_batch["audio"])},
                 cfg.audio.sample_rate), every=dc.steps),
         ]
+        if dc.warmup_steps:
+            callbacks.insert(0, cb.LearningRateWarmup(optimizer, dc.learning_rate,
+                                                      dc.warmup_steps))
         if not is_multi_worker(strategy):
             callbacks.append(cb.GracefulStop(ckpt, dc.checkpoint_every, dc.steps, self.log))
         if initial_epoch >= epochs:
@@ -374,16 +378,30 @@ class DistillTask:
         self.student, self.teacher, self.distiller = student, teacher, distiller
         return metrics
 
-    def _init_student(self, student):
+    def _init_student(self, student, optimizer):
         """A fresh run's student starts from the trained student in `init_from`, grown to
-        this config's deeper flows (`student_growth`: the same output at step 0)."""
-        from pwavenet_tf.models.student_growth import grow_student_weights
+        this config's deeper flows (`student_growth`: the same output at step 0), and its
+        optimizer from that run's Adam moments for the weights they share."""
+        from pwavenet_tf.models.student_growth import (grow_optimizer_state,
+                                                       grow_student_weights)
 
-        source, _ = load_student(self.init_from)
+        source, source_config = load_student(self.init_from)
         appended = grow_student_weights(source, student)
+        # The source run's optimizer, restored (after growth: restoring with an optimizer
+        # loads the raw, not the EMA, weights into `source`).
+        source_optimizer = make_adam(source_config.distill)
+        source_optimizer.build(source.trainable_variables)
+        try:
+            TrainingCheckpoint(self.init_from, model=source,
+                               optimizer=source_optimizer).restore(require=True)
+            carried = grow_optimizer_state(source, source_optimizer, student, optimizer)
+            moments = f"Adam's moments of its {carried} weights carried over"
+        except CheckpointError as e:
+            moments = (f"Adam's moments start at zero (its checkpoint has no usable "
+                       f"optimizer state: {str(e).splitlines()[0][:200]})")
         self.log(f"student initialised from {self.init_from}"
                  + (f"; {len(appended)} appended blocks start as the identity" if appended
-                    else ""))
+                    else "") + f"; {moments}")
 
     def _perceptual_loss(self, cfg, data, out_dir):
         """The phone classifier of the perceptual loss: loaded, or trained now and saved.
