@@ -85,6 +85,8 @@ features = rng.standard_normal((batch, window // hop, cfg.audio.conditioning_dim
 data = tf.data.Dataset.from_tensors(
     ({"audio": audio, "features": features.astype("float32")}, audio)).repeat()
 
+# Its own step timer, like pwavenet_tf.benchmarks.training's: the baseline tree predates
+# that module, and both variants must be timed by the same code.
 class Times(keras.callbacks.Callback):
     def __init__(self):
         super().__init__()

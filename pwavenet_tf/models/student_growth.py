@@ -74,15 +74,14 @@ def grow_student_weights(source, target):
         for block in new.blocks[old.num_layers:]:
             block.residual_proj.kernel.assign(np.zeros(block.residual_proj.kernel.shape))
             block.residual_proj.bias.assign(np.zeros(block.residual_proj.bias.shape))
-        extra = new.num_layers - old.num_layers
-        if extra:
-            kernel = new.output_proj.kernel
-            kernel.assign(np.asarray(kernel) * math.sqrt(2.0) ** extra)
+    for path, factor in _output_kernel_scales(source, target).items():
+        new_weights[path].assign(np.asarray(new_weights[path]) * factor)
     return appended
 
 
 def _output_kernel_scales(source, target):
-    """`{path: factor}` of the output kernels `grow_student_weights` multiplied."""
+    """`{path: factor}` of the flows' output kernels that growth multiplies: sqrt(2) per
+    appended block, undoing the blocks' sqrt(1/2) (used for the weights and their moments)."""
     return {new.output_proj.kernel.path: math.sqrt(2.0) ** (new.num_layers - old.num_layers)
             for old, new in zip(source.flows, target.flows) if new.num_layers > old.num_layers}
 
