@@ -18,6 +18,7 @@ distill`. Pause other work on the machine first.
 
 Run (from the repository root):
   python benchmarks/distill_step_parts.py [--config ljspeech_mini] [--repeats 6]
+      [--mixed-precision off|bfloat16|float16]
 """
 
 import argparse
@@ -44,6 +45,8 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--config", default="ljspeech_mini")
     parser.add_argument("--repeats", type=int, default=6)
+    parser.add_argument("--mixed-precision", default="off",
+                        help="the networks' dtype policy, as `pwavenet distill` takes it")
     args = parser.parse_args(argv)
 
     import numpy as np
@@ -53,7 +56,7 @@ def main(argv=None):
     from pwavenet_tf.config import load_config
 
     cfg = load_config(args.config)
-    distiller, _ = build_stage(cfg, "distill")
+    distiller, _ = build_stage(cfg, "distill", precision=args.mixed_precision)
     student, teacher = distiller.student, distiller.teacher
     hop = cfg.audio.hop_length
     batch, window = cfg.distill.batch_size, cfg.distill.window_samples // hop * hop
@@ -107,8 +110,9 @@ def main(argv=None):
             return tape.gradient(loss, variable)
 
         parts.append(("output high-pass forward + backward", highpass_backward))
-    print(f"{cfg.name}: batch {batch} x {window} samples; student "
-          f"{student.count_params():,} parameters, teacher {teacher.count_params():,}")
+    print(f"{cfg.name}: batch {batch} x {window} samples, precision "
+          f"{args.mixed_precision}; student {student.count_params():,} parameters, "
+          f"teacher {teacher.count_params():,}")
     print("| part | seconds, median [min, max] |\n|---|---|")
     for name, fn in parts:
         s = _time(fn, args.repeats)

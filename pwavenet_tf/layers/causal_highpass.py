@@ -16,6 +16,14 @@ every frequency by -20 log10(b0) dB (0.1 dB at 60 Hz and 22,050 Hz).
 
 Streaming: `shift(x, history)` takes the K - 1 samples before x (zeros at the start), and
 `history(x, history)` gives the next call's, so chunk by chunk equals one pass.
+
+The shift is computed as a block-Toeplitz product, not as a 1-channel convolution of K - 1
+taps: the padded signal is cut into blocks of `block` samples, and each output block is one
+`[(n + 1) block] x [block]` matrix product of its own and its n = ceil((K - 1) / block)
+preceding input blocks. That is (n + 1) block multiply-adds per sample instead of K - 1
+(1,280 against 1,023 at the defaults) but in a dense matrix product, which CPUs and GPUs run
+near their peak, where a convolution with one input and one output channel runs far below it
+(on 2 CPU cores, forward and backward of [4, 4,096]: see `benchmarks/distill_step_parts.py`).
 """
 
 import math
@@ -49,20 +57,30 @@ class CausalHighpass(keras.layers.Layer):
     Args:
         cutoff: cutoff frequency in cycles per sample, in (0, 0.5).
         taps: FIR length K (>= 2).
+        block: samples per block of the block-Toeplitz product (>= 1; the module docstring).
     """
 
-    def __init__(self, cutoff, taps=1024, **kwargs):
+    def __init__(self, cutoff, taps=1024, block=256, **kwargs):
         super().__init__(**kwargs)
         if not 0.0 < cutoff < 0.5:
             raise ValueError(f"`cutoff` must be in (0, 0.5) cycles per sample. Received: "
                              f"cutoff={cutoff}")
         if int(taps) < 2:
             raise ValueError(f"`taps` must be >= 2. Received: taps={taps}")
+        if int(block) < 1:
+            raise ValueError(f"`block` must be >= 1. Received: block={block}")
         self.cutoff = float(cutoff)
         self.taps = int(taps)
+        self.block = int(block)
         h = butterworth_highpass_taps(self.cutoff, self.taps)
-        # Correlation kernel over the padded input's samples t-K+1 .. t-1.
-        self._kernel = h[1:][::-1].astype("float32").reshape(self.taps - 1, 1, 1)
+        self._context_blocks = -(-(self.taps - 1) // self.block)
+        # kernel[r, p]: the weight of the frame's input sample r in output sample p of the
+        # block, h_k at lag k = p + n * block - r for 1 <= k <= K - 1, else 0.
+        n, b = self._context_blocks, self.block
+        lag = np.arange(b)[None, :] + n * b - np.arange((n + 1) * b)[:, None]
+        padded_h = np.concatenate([h, np.zeros(1)])  # index K (out of range) holds 0
+        index = np.where((lag >= 1) & (lag <= self.taps - 1), lag, self.taps)
+        self._kernel = padded_h[index].astype("float32")
 
     @property
     def history_length(self):
@@ -77,18 +95,33 @@ class CausalHighpass(keras.layers.Layer):
     def shift(self, x, history=None):
         """`sum_{k>=1} h_k x_{t-k}` `[batch, T]` float32 for `x` `[batch, T]`, with the
         `K - 1` samples before it in `history` (None: zeros)."""
-        padded = self._padded(x, history)[:, :-1, None]
-        return ops.conv(padded, ops.convert_to_tensor(self._kernel), padding="valid")[..., 0]
+        n, b = self._context_blocks, self.block
+        length = ops.shape(x)[1]
+        blocks = (length + b - 1) // b
+        # [zeros | K - 1 samples of history | x | zeros], n + blocks whole blocks long.
+        padded = ops.pad(self._padded(x, history),
+                         [[0, 0], [n * b - self.history_length, blocks * b - length]])
+        padded = ops.reshape(padded, (-1, n + blocks, b))
+        frames = ops.concatenate([padded[:, i:i + blocks] for i in range(n + 1)], axis=-1)
+        shift = ops.matmul(frames, ops.convert_to_tensor(self._kernel))
+        return ops.reshape(shift, (-1, blocks * b))[:, :length]
 
     def history(self, x, history=None):
         """The last `K - 1` samples of `history` followed by `x` (the next chunk's)."""
         padded = self._padded(x, history)
         return padded[:, ops.shape(padded)[1] - self.history_length:]
 
-    def call(self, x):
+    def call(self, x, shift_only=False):
+        """`x + shift(x)`, or `shift(x)` alone with `shift_only` (zero history).
+
+        Call the layer rather than `shift` on symbolic inputs (a functional model's
+        `keras.Input`): the block count needs the length, which only the traced call has.
+        """
+        if shift_only:
+            return self.shift(x)
         return ops.cast(x, "float32") + self.shift(x)
 
     def get_config(self):
         config = super().get_config()
-        config.update({"cutoff": self.cutoff, "taps": self.taps})
+        config.update({"cutoff": self.cutoff, "taps": self.taps, "block": self.block})
         return config

@@ -61,3 +61,40 @@ def test_bad_arguments_are_named():
     with pytest.raises(ValueError, match="taps"):
         CausalHighpass(0.01, taps=1)
     assert CausalHighpass.from_config(CausalHighpass(0.01, taps=8).get_config()).taps == 8
+
+
+@pytest.mark.parametrize("taps,block,length", [(1024, 256, 4096), (1024, 256, 1000),
+                                               (64, 7, 300), (64, 64, 1), (5, 1, 40)])
+def test_block_toeplitz_product_equals_the_direct_convolution(taps, block, length):
+    # Many context blocks (1,023 taps in blocks of 256: 4), lengths that are not a multiple of
+    # the block, one-sample blocks and one-sample inputs.
+    hp = CausalHighpass(60 / SR, taps=taps, block=block)
+    x = np.random.default_rng(taps + block).normal(size=(3, length)).astype("float32")
+    h = butterworth_highpass_taps(60 / SR, taps)
+    want = np.stack([np.convolve(row, h)[:length] for row in x]) - x
+    np.testing.assert_allclose(ops.convert_to_numpy(hp.shift(x)), want, atol=2e-5)
+    history = np.random.default_rng(2).normal(size=(3, taps - 1)).astype("float32")
+    joined = np.concatenate([history, x], axis=1)
+    want = np.stack([np.convolve(row, h)[taps - 1:taps - 1 + length] for row in joined]) - x
+    np.testing.assert_allclose(ops.convert_to_numpy(hp.shift(x, history)), want, atol=2e-5)
+
+
+def test_unknown_shapes_in_a_graph_and_gradients_are_the_transposed_filter():
+    import tensorflow as tf
+
+    hp = CausalHighpass(60 / SR, taps=300, block=128)
+    x = np.random.default_rng(3).normal(size=(2, 777)).astype("float32")
+    fn = tf.function(hp.shift, input_signature=[tf.TensorSpec([None, None], tf.float32)])
+    np.testing.assert_allclose(fn(x).numpy(), ops.convert_to_numpy(hp.shift(x)), atol=1e-6)
+    g = np.random.default_rng(4).normal(size=x.shape).astype("float32")
+    xv = tf.constant(x)
+    with tf.GradientTape() as tape:
+        tape.watch(xv)
+        loss = tf.reduce_sum(hp.shift(xv) * g)
+    h = butterworth_highpass_taps(60 / SR, 300)
+    h[0] = 0.0  # the shift's gradient is the anti-causal correlation with h_1 .. h_{K-1}
+    want = np.stack([np.correlate(np.concatenate([row, np.zeros(299)]), h, "valid")
+                     for row in g])
+    np.testing.assert_allclose(tape.gradient(loss, xv).numpy(), want, atol=2e-5)
+    with pytest.raises(ValueError, match="block"):
+        CausalHighpass(0.01, block=0)

@@ -120,7 +120,9 @@ class IAFStudent(ConditionedModel, keras.Model):
             raise ValueError("`output_highpass` must be 0 (off) or a cutoff in (0, 0.5) "
                              f"cycles per sample. Received: output_highpass={output_highpass}")
         self.output_highpass = float(output_highpass)
-        self.highpass = (CausalHighpass(self.output_highpass, name="output_highpass")
+        # float32 under any policy: it acts on the float32 running x (see the forward pass).
+        self.highpass = (CausalHighpass(self.output_highpass, name="output_highpass",
+                                        dtype="float32")
                          if self.output_highpass > 0 else None)
         self.speaker_embedding = None
         if num_speakers > 1:
@@ -184,7 +186,8 @@ class IAFStudent(ConditionedModel, keras.Model):
                 mu_tot = mu_tot * s + mu
                 log_s_tot = log_s_tot + log_s
         if self.highpass is not None:
-            shift = self.highpass.shift(x)  # of x_<t only: a shift of p_S(x_t | z_<t)
+            # Of x_<t only: a shift of p_S(x_t | z_<t).
+            shift = self.highpass(x, shift_only=True)
             x, mu_tot = x + shift, mu_tot + shift
         return {"audio": x, "mu_tot": mu_tot, "log_s_tot": log_s_tot}
 
