@@ -18,9 +18,10 @@ def teacher_runs(tmp_path_factory, data_dir, tiny_config):
     runs = {}
     for precision in ("off", "bfloat16"):
         out = str(tmp_path_factory.mktemp(f"teacher_{precision}"))
-        task = TeacherTask(tiny_config, data_dir, out, seed=0, verbose=0, log=lambda *_: None,
+        lines = []
+        task = TeacherTask(tiny_config, data_dir, out, seed=0, verbose=0, log=lines.append,
                            mixed_precision=precision)
-        runs[precision] = (out, task.run(steps=STEPS), task)
+        runs[precision] = (out, task.run(steps=STEPS), task, lines)
     return runs
 
 
@@ -36,6 +37,15 @@ def test_teacher_trains_under_bfloat16_close_to_float32(teacher_runs):
     assert teacher.blocks[0].compute_dtype == "bfloat16"
     assert all(w.dtype == "float32" for w in teacher.weights)
     assert np.all([np.all(np.isfinite(np.asarray(w))) for w in teacher.weights])
+
+
+def test_the_task_warns_where_bfloat16_is_emulated(teacher_runs):
+    from pwavenet_tf.training.precision import precision_warning
+
+    expected = precision_warning("bfloat16")  # None on AVX512-BF16 / AMX CPUs and GPUs
+    warnings = [line for line in teacher_runs["bfloat16"][3] if line.startswith("warning:")]
+    assert warnings == ([f"warning: {expected}"] if expected else [])
+    assert not [line for line in teacher_runs["off"][3] if line.startswith("warning:")]
 
 
 # Measured at 100 steps on the tiny pair (2-core Xeon): KL per sample 0.0817 nats in

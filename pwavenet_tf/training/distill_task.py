@@ -36,7 +36,8 @@ from pwavenet_tf.training.optimizers import (
     apply_configured_learning_rate,
     make_adam,
 )
-from pwavenet_tf.training.precision import check_xla_precision, dtype_policy, precision_name
+from pwavenet_tf.training.precision import (check_xla_precision, dtype_policy, precision_name,
+                                            precision_warning)
 from pwavenet_tf.training.schedule import check_steps, plan_epochs
 from pwavenet_tf.training.strategy import (
     is_multi_worker,
@@ -254,6 +255,9 @@ class DistillTask:
     def _run(self, strategy, out_dir, steps):
         precision = precision_name(self.mixed_precision)
         check_xla_precision(precision, self.jit_compile)
+        warning = precision_warning(precision)
+        if warning:
+            self.log(f"warning: {warning}")
         with strategy.scope():
             teacher, teacher_config = load_teacher(self.teacher_dir, precision)
         cfg = self.config

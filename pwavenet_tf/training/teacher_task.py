@@ -19,7 +19,8 @@ from pwavenet_tf.training.checkpointing import (
 )
 from pwavenet_tf.training.corpus_data import load_corpus_data
 from pwavenet_tf.training.optimizers import apply_configured_learning_rate, make_adam
-from pwavenet_tf.training.precision import check_xla_precision, dtype_policy, precision_name
+from pwavenet_tf.training.precision import (check_xla_precision, dtype_policy, precision_name,
+                                            precision_warning)
 from pwavenet_tf.training.strategy import (
     is_multi_worker,
     make_strategy,
@@ -138,6 +139,9 @@ class TeacherTask:
                           self.mixed_precision)
         precision = precision_name(self.mixed_precision)
         check_xla_precision(precision, self.jit_compile)
+        warning = precision_warning(precision)
+        if warning:
+            self.log(f"warning: {warning}")
         prepare_model_dir(out_dir, cfg, compare_sections=("audio", "teacher"),
                           role="teacher")
         keras.utils.set_random_seed(self.seed)
