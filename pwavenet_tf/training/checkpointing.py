@@ -126,6 +126,53 @@ def _checkpoint_keys(path):
     return {name.split("/", 1)[0] for name, _ in tf.train.list_variables(path)}
 
 
+def _saved_optimizer_slots(path):
+    """The positions in its `_variables` list of the slots the checkpoint's optimizer saved."""
+    return {int(name.split("/")[2]) for name, _ in tf.train.list_variables(path)
+            if name.startswith("optimizer/_variables/")}
+
+
+def _ema_toggled_optimizer(optimizer, path):
+    """An optimizer shaped like the checkpoint's when only Polyak averaging differs.
+
+    Keras keeps an optimizer's variables in one list (step, learning rate, the EMA slots
+    when `use_ema`, then Adam's moments) and the checkpoint stores the moments by their
+    position in it (the EMA slots are saved apart, as `ema_weights`), so a run resumed with
+    `ema_decay` turned on or off since its checkpoint looks for them in the wrong places. Returns a built copy of `optimizer`
+    with the checkpoint's `use_ema` to restore into, or None when the layouts already agree
+    (or differ by something else, which the restore then reports).
+    """
+    if getattr(optimizer, "inner_optimizer", optimizer) is not optimizer:
+        return None  # LossScaleOptimizer: its layout has more than the EMA slots
+    if not hasattr(optimizer, "_momentums") or not hasattr(optimizer, "_velocities"):
+        return None
+    weights = optimizer._trainable_variables
+    use_ema = bool(optimizer.use_ema)
+    n = len(weights)
+    # Adam's 2n moments follow the step, the rate and, with EMA, the n averages.
+    other_layout = set(range(2, 2 + 2 * n)) if use_ema else set(range(2 + n, 2 + 3 * n))
+    if _saved_optimizer_slots(path) != other_layout:
+        return None
+    twin = type(optimizer).from_config({**optimizer.get_config(), "use_ema": not use_ema})
+    twin.build(weights)
+    return twin
+
+
+def _take_optimizer_state(optimizer, twin):
+    """Copies step, learning rate and Adam's moments from `twin`; a fresh EMA starts at the
+    restored weights (Keras would start it from zeros at a step other than 0)."""
+    optimizer.iterations.assign(twin.iterations)
+    optimizer.learning_rate.assign(twin.learning_rate)
+    for mine, theirs in ((optimizer._momentums, twin._momentums),
+                         (optimizer._velocities, twin._velocities)):
+        for a, b in zip(mine, theirs):
+            a.assign(b)
+    if optimizer.use_ema:
+        for w, average in zip(optimizer._trainable_variables,
+                              optimizer._model_variables_moving_average):
+            average.assign(w)
+
+
 class TrainingCheckpoint:
     """`tf.train.CheckpointManager` over a model's weights, its optimizer and its EMA.
 
@@ -136,7 +183,9 @@ class TrainingCheckpoint:
     optimizer can use them. `restore()` loads the newest checkpoint and checks that every
     model weight was found with the right shape; with `use_ema=True` (inference) and a
     checkpoint that has EMA weights, the model's trainable weights get the EMA values.
-    `save(step)` refuses to write weights that are not finite.
+    `save(step)` refuses to write weights that are not finite. A run resumed with
+    `ema_decay` turned on since its checkpoint starts the averages from the restored
+    weights; turned off, it drops them (step and Adam's moments are restored either way).
 
     `extras` (`{name: Keras model/layer or optimizer}`, e.g. a GAN discriminator and its
     optimizer) are saved beside them under `name`: a model by variable path, an optimizer
@@ -233,9 +282,14 @@ class TrainingCheckpoint:
         checkpoint = self.checkpoint
         absent = {k for k in ("ema_weights", *self.extras)
                   if k in self._trackables and k not in keys}
-        if absent:
-            checkpoint = tf.train.Checkpoint(**{k: v for k, v in self._trackables.items()
-                                                if k not in absent})
+        twin = None
+        if self.has_optimizer and "optimizer" in keys:
+            twin = _ema_toggled_optimizer(self.optimizer, path)
+        if absent or twin is not None:
+            trackables = {k: v for k, v in self._trackables.items() if k not in absent}
+            if twin is not None:
+                trackables["optimizer"] = twin
+            checkpoint = tf.train.Checkpoint(**trackables)
         for name in sorted(absent & set(self.extras)):
             self.log(f"checkpoint {os.path.basename(path)} has no {name}; it starts fresh")
         try:
@@ -250,6 +304,14 @@ class TrainingCheckpoint:
                 ema_status = tf.train.Checkpoint(
                     ema_weights=tf.train.Checkpoint(**ema)).restore(path)
                 ema_status.assert_existing_objects_matched().expect_partial()
+            if twin is not None:
+                _take_optimizer_state(self.optimizer, twin)
+                step = int(np.asarray(twin.iterations))
+                self.log(f"checkpoint {os.path.basename(path)} was written "
+                         f"{'without' if self.optimizer.use_ema else 'with'} Polyak "
+                         "averaging: " + (f"the EMA starts from its weights at step {step}"
+                                          if self.optimizer.use_ema else
+                                          "its averages are dropped (ema_decay is off)"))
         except (tf.errors.DataLossError, tf.errors.NotFoundError, IndexError) as e:
             raise _UnreadableCheckpoint(_first_line(e)) from e
         except (AssertionError, ValueError, tf.errors.OpError) as e:

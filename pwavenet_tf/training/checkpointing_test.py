@@ -213,3 +213,51 @@ def test_a_state_file_without_timestamps_still_lists_its_checkpoints(tmp_path, m
     monkeypatch.chdir(tmp_path)  # a relative --out, as on the command line
     path = TrainingCheckpoint(".", model=build_teacher(config)).restore(require=True)
     assert os.path.normpath(path) == os.path.join("checkpoints", "ckpt-7")
+
+
+@pytest.mark.parametrize("saved_ema,resumed_ema", [(None, 0.9), (0.9, None)])
+def test_ema_turned_on_or_off_since_the_checkpoint_resumes_the_optimizer(
+        tmp_path, saved_ema, resumed_ema):
+    """Keras saves the optimizer's variables as one list whose layout depends on `use_ema`:
+    without this a resumed run that turns `ema_decay` on failed with "incompatible tensor
+    with shape (16, 256) ... adam/block_0_dilated_conv_kernel_average"."""
+    config = load_config("tiny")
+
+    def compiled(ema):
+        tc = config.override(teacher_training={"ema_decay": ema}).teacher_training
+        return compile_teacher(build_teacher(config), tc)
+
+    teacher = compiled(saved_ema)
+    opt = teacher.optimizer
+    rng = np.random.default_rng(1)
+    for v in opt.variables:
+        v.assign(rng.uniform(1, 2, size=v.shape).astype(v.dtype) if v.dtype != "int64"
+                 else np.int64(23))
+    TrainingCheckpoint(str(tmp_path), model=teacher, optimizer=opt).save(23)
+    notes = []
+    other = compiled(resumed_ema)
+    assert TrainingCheckpoint(str(tmp_path), model=other, optimizer=other.optimizer,
+                              log=notes.append).restore(require=True)
+    mine = other.optimizer
+    assert int(mine.iterations.numpy()) == 23
+    assert float(mine.learning_rate.numpy()) == pytest.approx(float(opt.learning_rate.numpy()))
+    for a, b in zip(mine._momentums + mine._velocities, opt._momentums + opt._velocities):
+        np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+    for a, b in zip(other.weights, teacher.weights):
+        np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+    assert len(notes) == 1 and "Polyak" in notes[0]
+    if resumed_ema:
+        # The averages start at the restored weights, not at Keras' zeros.
+        for w, average in zip(mine._trainable_variables, mine._model_variables_moving_average):
+            np.testing.assert_array_equal(np.asarray(average), np.asarray(w))
+        assert "starts from its weights at step 23" in notes[0]
+        # ... and the next save/restore round-trips them as usual.
+        TrainingCheckpoint(str(tmp_path / "again"), model=other, optimizer=mine).save(24)
+        third = compiled(resumed_ema)
+        TrainingCheckpoint(str(tmp_path / "again"), model=third,
+                           optimizer=third.optimizer).restore(require=True)
+        for a, b in zip(third.optimizer._model_variables_moving_average,
+                        mine._model_variables_moving_average):
+            np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+    else:
+        assert "dropped" in notes[0]
