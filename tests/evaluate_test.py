@@ -137,6 +137,39 @@ def test_evaluate_student_with_its_teacher(model_dirs, clips_dir, tmp_path, caps
                         word_error_rate(asr["real"]["text"], asr[src]["text"]))
 
 
+def test_seeds_score_more_noise_draws_of_the_student(model_dirs, clips_dir, tmp_path, capsys):
+    """`--seeds 3 --seed 5`: draws of seeds 5, 6 and 7, each scored like the student; the
+    spread is over their clip averages, and a run with `--seed 6` reproduces the second."""
+    _, student_dir = model_dirs
+    out, single = str(tmp_path / "r3"), str(tmp_path / "r1")
+    common = ["--data", clips_dir, "--model", student_dir, "--teacher-seconds", "0",
+              "--griffin-lim-iters", "2", "--no-dnsmos", "--no-asr", "--no-plots"]
+    assert main(["evaluate", *common, "--report", out, "--seed", "5", "--seeds", "3"]) == 0
+    assert "over 3 draws" in capsys.readouterr().out
+    assert main(["evaluate", *common, "--report", single, "--seed", "6", "--quiet"]) == 0
+    report = json.load(open(os.path.join(out, "report.json")))
+    alone = json.load(open(os.path.join(single, "report.json")))
+    sources = ["student", "student_seed6", "student_seed7"]
+    for clip, clip6 in zip(report["clips"], alone["clips"]):
+        assert set(clip["wavs"]) == set(sources) | {"griffin_lim"}
+        figures = [clip["whole"][src]["mcd_db"] for src in sources]
+        assert len(set(figures)) == 3  # different noise, different audio
+        assert clip["whole"]["student_seed6"]["mcd_db"] == pytest.approx(
+            clip6["whole"]["student"]["mcd_db"], rel=1e-6)
+    spread = report["student_draws"]["mcd_db"]
+    values = [report["average"]["whole"][src]["mcd_db"] for src in sources]
+    assert spread["values"] == pytest.approx(values)
+    assert spread["mean"] == pytest.approx(np.mean(values))
+    assert spread["sd"] == pytest.approx(np.std(values, ddof=1))
+    assert set(report["student_draws"]) == {"mcd_db", "log_mel_l1"}  # no DNSMOS, no ASR
+    md = open(os.path.join(out, "report.md")).read()
+    assert "## The student over noise draws" in md and "Student (seed 7)" in md
+    assert "student_draws" not in alone and "noise draws" not in open(
+        os.path.join(single, "report.md")).read()
+    assert main(["evaluate", *common, "--report", out, "--seeds", "0"]) == 2
+    assert "--seeds" in capsys.readouterr().err
+
+
 def test_evaluate_teacher_only_max_clips(model_dirs, clips_dir, tmp_path):
     teacher_dir, _ = model_dirs
     out = str(tmp_path / "report")

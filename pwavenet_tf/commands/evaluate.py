@@ -52,6 +52,10 @@ def add_arguments(p):
                    help="skip the speech-recognizer word error rates even if installed")
     p.add_argument("--xla", action="store_true", help="generate with XLA-compiled loops")
     p.add_argument("--seed", type=int, default=0, help="noise seed (default 0)")
+    p.add_argument("--seeds", type=common.positive_int, default=1,
+                   help="student noise draws per clip, seeds --seed .. --seed + N - 1 "
+                        "(default 1); with N > 1 the report gives each figure's mean and "
+                        "standard deviation over the draws")
     p.add_argument("--chunk-seconds", type=float, default=10.0,
                    help="student: generate in chunks of this length (default 10)")
     p.add_argument("--no-plots", action="store_true", help="skip the spectrogram PNGs")
@@ -66,7 +70,7 @@ def run(args):
         max_clips=args.max_clips, teacher_seconds=args.teacher_seconds,
         griffin_lim_iters=args.griffin_lim_iters, mcd_coefficients=args.mcd_coefficients,
         dnsmos=not args.no_dnsmos, asr=not args.no_asr, xla=args.xla, seed=args.seed,
-        chunk_seconds=args.chunk_seconds, plots=not args.no_plots,
+        chunk_seconds=args.chunk_seconds, plots=not args.no_plots, seeds=args.seeds,
         log=(lambda *a: None) if args.quiet else print,
     )
     avg = report["average"]
@@ -87,5 +91,8 @@ def run(args):
         if value is not None:
             key = "vs real ASR" if "wer_vs_real_asr" in wer else "vs transcript"
             parts.append(f"{src} WER {value:.2f} ({key})")
+    for figure, spread in report.get("student_draws", {}).items():
+        parts.append(f"student {figure} over {len(spread['values'])} draws "
+                     f"{spread['mean']:.3f} +- {spread['sd']:.3f}")
     print(f"wrote {os.path.join(args.report, 'report.md')} ({len(report['clips'])} clips): "
           + "; ".join(parts))

@@ -128,14 +128,22 @@ def _speed(samples, seconds, sample_rate):
 def evaluate_model(model_dir, data_dir, out_dir, teacher_dir=None, max_clips=None,
                    teacher_seconds=1.0, griffin_lim_iters=32, mcd_coefficients=24,
                    dnsmos=True, asr=True, xla=False, seed=0, chunk_seconds=10.0, plots=True,
-                   log=print):
+                   seeds=1, log=print):
     """Runs the evaluation, writes the report to `out_dir`; returns the report dict.
 
     The dict is `report.json` (see the module doc) plus `"average"`, the means over clips
     of every per-clip figure (`report.average`). `log` receives the progress lines.
+
+    `seeds` > 1 also scores the student's draws with the noise seeds `seed + 1` ..
+    `seed + seeds - 1` (sources `student_seed<N>`, each scored like `student`, which is the
+    draw of `seed`), and `report["student_draws"]` gives each figure's clip average per draw
+    with their mean and standard deviation (`report.draw_spread`): what one noise draw
+    moves a 4-clip figure by, the yardstick for comparing two students.
     """
     if max_clips is not None and max_clips < 1:
         raise ValueError(f"--max-clips must be >= 1. Received: {max_clips}")
+    if seeds < 1:
+        raise ValueError(f"--seeds must be >= 1. Received: {seeds}")
     if teacher_seconds is None or teacher_seconds < 0:
         raise ValueError(f"--teacher-seconds must be >= 0. Received: {teacher_seconds}")
     if griffin_lim_iters < 0:
@@ -234,6 +242,10 @@ def evaluate_model(model_dir, data_dir, out_dir, teacher_dir=None, max_clips=Non
                 jit_compile=xla).numpy()[0])
             resynth["student"] = out
             clip.setdefault("speed", {})["student"] = _speed(len(out), secs, sr)
+            for draw in range(seed + 1, seed + seeds):
+                resynth[f"student_seed{draw}"] = student_gen.generate(
+                    feats[None], speakers(utt, student), seed=(draw, i),
+                    chunk_frames=chunk_frames, jit_compile=xla).numpy()[0]
         if teacher_gen is not None:
             tf_frames = min(frames, teacher_frames)
             out, secs = _timed(lambda: teacher_gen.generate(
@@ -307,7 +319,8 @@ def evaluate_model(model_dir, data_dir, out_dir, teacher_dir=None, max_clips=Non
         "machine": f"{info['cpu']}, {info['cores']} cores",
         "settings": {"teacher_seconds": teacher_seconds if teacher is not None else None,
                      "max_clips": max_clips, "griffin_lim_iters": griffin_lim_iters,
-                     "mcd_coefficients": mcd_coefficients, "seed": seed, "xla": xla,
+                     "mcd_coefficients": mcd_coefficients, "seed": seed, "seeds": seeds,
+                     "xla": xla,
                      "dnsmos": scorer is not None, "asr": recognizer is not None},
         "notes": notes,
         "clips": clips,
@@ -317,6 +330,9 @@ def evaluate_model(model_dir, data_dir, out_dir, teacher_dir=None, max_clips=Non
                                   max_hz=min(audio_cfg.fmax or sr / 2, sr / 2))
             for src, pairs in line_pairs.items()},
     }
+    if student is not None and seeds > 1:
+        draws = ["student"] + [f"student_seed{d}" for d in range(seed + 1, seed + seeds)]
+        report["student_draws"] = R.draw_spread(R.average(clips), draws)
     R.write_report(report, out_dir)
     report["average"] = R.average(clips)
     return report

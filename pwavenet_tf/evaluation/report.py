@@ -51,6 +51,36 @@ def _get(d, path):
     return d
 
 
+def source_title(src):
+    """The table title of a source (`student_seed3`: "Student (seed 3)")."""
+    if src.startswith("student_seed"):
+        return f"Student (seed {src[len('student_seed'):]})"
+    return SOURCE_TITLES[src]
+
+
+# The figures compared across the student's noise draws: (title, path under a source).
+DRAW_FIGURES = (("p808_mos", ("dnsmos", "p808_mos")), ("p835_ovrl", ("dnsmos", "p835_ovrl")),
+                ("wer_vs_real_asr", ("asr", "wer_vs_real_asr")), ("wer", ("asr", "wer")),
+                ("mcd_db", ("whole", "mcd_db")), ("log_mel_l1", ("whole", "log_mel_l1")))
+
+
+def draw_spread(avg, sources):
+    """Per figure of `DRAW_FIGURES`, the clip average of each draw in `sources` (`values`,
+    in order), their mean and sample standard deviation (`sd`, 0 for one draw). Figures no
+    draw has are left out; a draw without one is skipped."""
+    out = {}
+    for name, (group, key) in DRAW_FIGURES:
+        values = [_get(avg, (group, src, key)) for src in sources]
+        values = [v for v in values if v is not None]
+        if not values:
+            continue
+        mean = sum(values) / len(values)
+        var = (sum((v - mean) ** 2 for v in values) / (len(values) - 1)
+               if len(values) > 1 else 0.0)
+        out[name] = {"values": values, "mean": mean, "sd": math.sqrt(var)}
+    return out
+
+
 def average(clips):
     """Means over clips of every numeric leaf of the per-clip dicts (None when absent)."""
     paths = set()
@@ -182,7 +212,7 @@ def render_markdown(report):
             for src in ("real", "teacher", "student", "griffin_lim"):
                 d = _get(c, ("dnsmos", src))
                 if d:
-                    rows.append([name, SOURCE_TITLES[src]]
+                    rows.append([name, source_title(src)]
                                 + [_fmt(d.get(k), 2) for k in DNSMOS_KEYS])
         lines += [_table(header, rows), ""]
 
@@ -202,7 +232,7 @@ def render_markdown(report):
             for src in ("real", "teacher", "student", "griffin_lim"):
                 d = _get(c, ("asr", src))
                 if d:
-                    rows.append([name, SOURCE_TITLES[src], _fmt(d.get("wer"), 2),
+                    rows.append([name, source_title(src), _fmt(d.get("wer"), 2),
                                  _fmt(d.get("wer_vs_real_asr"), 2),
                                  _table_text(d.get("text"))])
         lines += [_table(header, rows), ""]
@@ -217,9 +247,22 @@ def render_markdown(report):
                   "speech has none of these.", ""]
         header = ["Audio", "Strongest line (dB)", "at (Hz)", "Below 20 Hz (dB)",
                   "Mean sample"]
-        rows = [[SOURCE_TITLES[src], _fmt(d["line_db"], 1), _fmt(d["line_hz"], 1),
+        rows = [[source_title(src), _fmt(d["line_db"], 1), _fmt(d["line_hz"], 1),
                  _fmt(d["low_band_excess_db"], 1), _fmt(d["dc_offset"], 4)]
                 for src, d in report["stationary_lines"].items()]
+        lines += [_table(header, rows), ""]
+
+    if report.get("student_draws"):
+        draws = report["student_draws"]
+        n = max(len(d["values"]) for d in draws.values())
+        lines += ["## The student over noise draws", "",
+                  f"The student's clip averages for {n} noise seeds ({s['seed']} .. "
+                  f"{s['seed'] + n - 1}; the tables above are seed {s['seed']}): how much "
+                  "one draw moves each figure. Differences between two students smaller than "
+                  "about two standard deviations are within what the noise alone does.", ""]
+        header = ["Figure", "Mean", "Std. dev.", "Per seed"]
+        rows = [[name, _fmt(d["mean"]), _fmt(d["sd"]),
+                 ", ".join(_fmt(v) for v in d["values"])] for name, d in draws.items()]
         lines += [_table(header, rows), ""]
 
     lines += ["## Generation speed", "",
@@ -231,7 +274,7 @@ def render_markdown(report):
     for src in ("student", "teacher"):
         sp = _get(avg, ("speed", src))
         if sp:
-            rows.append([SOURCE_TITLES[src], _fmt(sp.get("samples_per_s")),
+            rows.append([source_title(src), _fmt(sp.get("samples_per_s")),
                          _fmt(sp.get("real_time_factor"), 3)])
     lines += [_table(header, rows), ""]
 

@@ -91,3 +91,20 @@ def test_fmt():
     assert R._fmt(None) == "–"
     assert R._fmt(12345.6) == "12,346"
     assert R._fmt(math.pi, 2) == "3.14"
+
+
+def test_draw_spread_is_the_mean_and_sample_deviation_of_the_draws():
+    from pwavenet_tf.evaluation.report import draw_spread, source_title
+
+    avg = {"whole": {"student": {"mcd_db": 2.0, "log_mel_l1": 0.5},
+                     "student_seed1": {"mcd_db": 3.0, "log_mel_l1": 0.7},
+                     "student_seed2": {"mcd_db": 4.0}},
+           "dnsmos": {"student": {"p808_mos": 3.1}}}
+    got = draw_spread(avg, ["student", "student_seed1", "student_seed2"])
+    assert got["mcd_db"] == {"values": [2.0, 3.0, 4.0], "mean": 3.0, "sd": 1.0}
+    assert got["log_mel_l1"]["values"] == [0.5, 0.7]  # a draw without the figure is skipped
+    assert abs(got["log_mel_l1"]["sd"] - 0.1414213562) < 1e-9
+    assert got["p808_mos"] == {"values": [3.1], "mean": 3.1, "sd": 0.0}
+    assert "wer" not in got and "p835_ovrl" not in got
+    assert source_title("student_seed12") == "Student (seed 12)"
+    assert source_title("griffin_lim") == "Griffin-Lim"
