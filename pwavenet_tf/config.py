@@ -499,7 +499,8 @@ def bundled_config_names():
 
 
 def save_config(config, path):
+    """Writes the config as JSON, atomically (a reader never sees half a file)."""
+    from pwavenet_tf.atomic_files import write_json
+
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    with open(path, "w") as f:
-        json.dump(config.to_dict(), f, indent=2)
-        f.write("\n")
+    write_json(path, config.to_dict())

@@ -14,6 +14,8 @@ from typing import Any, Iterable
 
 import numpy as np
 
+from pwavenet_tf.atomic_files import write_json
+
 STD_FLOOR = 1e-5
 
 __all__ = ["STD_FLOOR", "compute_feature_stats", "load_feature_stats", "save_feature_stats"]
@@ -103,8 +105,7 @@ def save_feature_stats(stats: dict, path: str | os.PathLike) -> str:
     parent = os.path.dirname(path)
     if parent:
         os.makedirs(parent, exist_ok=True)
-    with open(path, "w") as f:
-        json.dump(stats, f, indent=1)
+    write_json(path, stats, indent=1)  # atomic: a worker copying the folder sees it whole
     return path
 
 

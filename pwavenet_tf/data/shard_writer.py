@@ -38,6 +38,7 @@ from typing import Any, Callable
 import numpy as np
 import tensorflow as tf
 
+from pwavenet_tf.atomic_files import write_json
 from pwavenet_tf.audio.feature_stats import STD_FLOOR
 from pwavenet_tf.audio.front_end import (
     audio_settings,
@@ -151,15 +152,6 @@ class _Moments:
                 "count": int(self.count)}
 
 
-def _write_json_atomically(path: str, data: Any) -> None:
-    tmp = path + ".tmp"
-    with open(tmp, "w") as f:
-        json.dump(data, f, indent=1)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
-
-
 def _read_part(out_dir: str, name: str) -> dict | None:
     path = os.path.join(out_dir, PARTS_DIR, name + ".json")
     try:
@@ -228,7 +220,7 @@ def _write_split(split, utterances, audio_cfg, out_dir, shard_bytes, digest, lay
             part["bytes"] = os.path.getsize(tmp)
         part["moments"] = moments.to_json()
         os.replace(tmp, path)
-        _write_json_atomically(part_path, part)
+        write_json(part_path, part, indent=1)
         parts.append(part)
         k += 1
     # Shards of an earlier run past the end (other boundaries, fewer clips): removed.
@@ -314,7 +306,7 @@ def prepare_shards(
         "shards": [{k: p[k] for k in ("file", "split", "num_samples", "num_frames", "bytes")}
                    | {"num_clips": len(p["ids"])} for ps in parts.values() for p in ps],
     }
-    _write_json_atomically(manifest_path, manifest)
+    write_json(manifest_path, manifest, indent=1)
     return manifest
 
 

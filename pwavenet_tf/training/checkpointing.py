@@ -9,6 +9,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from pwavenet_tf.atomic_files import write_json  # noqa: F401 (callers import it here)
 from pwavenet_tf.config import Config, save_config
 
 CONFIG_FILE = "config.json"
@@ -392,15 +393,6 @@ def load_trained_model(model_dir, role, build):
     model = build(config, stats)
     TrainingCheckpoint(model_dir, model=model).restore(require=True)
     return model, config
-
-
-def write_json(path, data):
-    """Writes JSON atomically (temp file + rename) so a crash never leaves half a file."""
-    tmp = f"{path}.tmp"
-    with open(tmp, "w") as f:
-        json.dump(data, f, indent=2, default=float)
-        f.write("\n")
-    os.replace(tmp, path)
 
 
 def prepare_model_dir(model_dir, config, compare_sections, role, extra=None):

@@ -110,10 +110,29 @@ def output_dir(out_dir, strategy):
         # A non-chief worker resumes from the chief's checkpoints: start from a copy.
         if os.path.isdir(out_dir):
             shutil.rmtree(tmp)
-            shutil.copytree(out_dir, tmp, ignore=shutil.ignore_patterns("tensorboard"))
+            copy_chief_dir(out_dir, tmp)
         yield tmp
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+def copy_chief_dir(src, dst):
+    """Copies the chief's `--out` for a non-chief worker, while the chief may be writing it.
+
+    On a restart both start at once: the chief rewrites its JSON files (atomically, so a
+    copy sees the old or the new one) and removes a killed save's partial checkpoint files,
+    so a file may vanish between the listing and its copy; it is skipped (the copy then
+    agrees with the chief's cleaned folder). TensorBoard logs and atomic writes' temp files
+    are not copied.
+    """
+    def copy_if_present(source, target):
+        try:
+            return shutil.copy2(source, target)
+        except FileNotFoundError:
+            return target
+
+    shutil.copytree(src, dst, ignore=shutil.ignore_patterns("tensorboard", "*.tmp"),
+                    copy_function=copy_if_present)
 
 
 def weights_fingerprint(model):
