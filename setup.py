@@ -23,7 +23,7 @@ setup(
         "matplotlib>=3.8",
     ],
     extras_require={
-        "test": ["pytest>=8", "tensorflow-hub==0.16.1", "pocketsphinx==5.1.1"],
+        "test": ["pytest>=8", "pytest-xdist>=3.5", "tensorflow-hub==0.16.1", "pocketsphinx==5.1.1"],
         "eval": ["speechmos", "onnxruntime", "pocketsphinx==5.1.1"],
     },
     entry_points={"console_scripts": ["pwavenet=pwavenet_tf.cli:main"]},
