@@ -88,7 +88,8 @@ def test_workers_split_each_global_batch_of_the_shard_stream(shards, config_path
             assert not set(w0) & set(w1)
 
 
-@pytest.mark.slow  # about 4.5 minutes on 2 busy cores (two 2-worker trainings)
+# The command-line path, in the default suite: 100 s here on 2 cores shared with a
+# training and another test worker (two 2-worker trainings).
 def test_prepare_data_train_teacher_distill_bfloat16_over_two_workers(shards, config_path,
                                                                        tmp_path):
     teacher, student = tmp_path / "teacher", tmp_path / "student"
