@@ -19,3 +19,4 @@ def test_a_failed_write_leaves_the_previous_file_whole(tmp_path):
     with pytest.raises(TypeError):
         write_json(str(path), {"step": 2, "bad": object()})  # fails half-way through
     assert json.loads(path.read_text()) == {"step": 1}
+    assert [p.name for p in tmp_path.iterdir()] == ["config.json"]  # no temp file left

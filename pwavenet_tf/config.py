@@ -15,6 +15,8 @@ import types
 import typing
 from typing import Optional
 
+from pwavenet_tf.atomic_files import write_json
+
 
 class ConfigError(ValueError):
     """A config file or value is invalid."""
@@ -500,7 +502,5 @@ def bundled_config_names():
 
 def save_config(config, path):
     """Writes the config as JSON, atomically (a reader never sees half a file)."""
-    from pwavenet_tf.atomic_files import write_json
-
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
     write_json(path, config.to_dict())

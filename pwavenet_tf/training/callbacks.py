@@ -10,7 +10,8 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from pwavenet_tf.training.checkpointing import TrainingDivergedError, write_json
+from pwavenet_tf.atomic_files import write_json
+from pwavenet_tf.training.checkpointing import TrainingDivergedError
 
 
 class NaNGuard(keras.callbacks.Callback):

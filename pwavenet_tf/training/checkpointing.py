@@ -9,7 +9,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from pwavenet_tf.atomic_files import write_json  # noqa: F401 (callers import it here)
+from pwavenet_tf.atomic_files import write_json
 from pwavenet_tf.config import Config, save_config
 
 CONFIG_FILE = "config.json"
